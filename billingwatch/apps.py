@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BillingWatchConfig(AppConfig):
+    name = "billingwatch"
+    verbose_name = "BillingWatch"

@@ -1,0 +1,200 @@
+"""BillingWatch settings: everything comes from the environment (django-environ).
+
+The defaults make a fresh clone run with no configuration at all: SQLite in WAL
+mode next to manage.py, a secret key generated into .local/secret_key, a
+local-memory cache. Production sets DATABASE_URL (PostgreSQL), SECRET_KEY,
+ALLOWED_HOSTS and CACHE_URL (Redis); see docs/operations.md.
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = BASE_DIR / ".local"  # machine-local state that is never committed
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # optional; silently absent
+
+
+def _local_secret_key() -> str:
+    """Generate a secret key once per checkout so sessions survive restarts."""
+    path = LOCAL_DIR / "secret_key"
+    if not path.exists():
+        LOCAL_DIR.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "billingwatch",
+    "tenants",
+    "webhooks",
+    "anomalies",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "billingwatch.urls"
+WSGI_APPLICATION = "billingwatch.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+# SQLite durability: FULL means an event we answered 200 for survives a power
+# loss. NORMAL is faster but a power cut can lose the last transactions (WAL
+# mode stays consistent, it just may forget recent commits). Opt-in only.
+SQLITE_SYNCHRONOUS = env.str("BILLINGWATCH_SQLITE_SYNCHRONOUS", default="FULL").upper()
+if SQLITE_SYNCHRONOUS not in {"FULL", "NORMAL"}:
+    raise ImproperlyConfigured("BILLINGWATCH_SQLITE_SYNCHRONOUS must be FULL or NORMAL")
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            # IMMEDIATE takes the write lock at BEGIN, so two writers queue on
+            # the busy timeout instead of failing with "database is locked".
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                f"PRAGMA synchronous={SQLITE_SYNCHRONOUS};"
+                "PRAGMA foreign_keys=ON;"
+            ),
+        }
+    )
+    # A file, not :memory:, so tests can run several processes on one database.
+    _db.setdefault("TEST", {})["NAME"] = str(BASE_DIR / "test_db.sqlite3")
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # Persistent connections: opening one per request cut ingest 5x (DESIGN.md).
+    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+    _db["CONN_HEALTH_CHECKS"] = True
+else:
+    raise ImproperlyConfigured("DATABASE_URL must name a sqlite:// or postgres:// database")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# --- Auth, i18n, static ---------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# EMAIL_URL, e.g. smtp+tls://user:password@mail.example.com:587 (default: print
+# mails to the console). Django 6.1 configures mail through MAILERS.
+_mail = env.email_url("EMAIL_URL", default="consolemail://")
+_mail_options = {}
+if _mail["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+    _mail_options = {
+        "host": _mail["EMAIL_HOST"],
+        "port": _mail["EMAIL_PORT"],
+        "username": _mail["EMAIL_HOST_USER"] or None,
+        "password": _mail["EMAIL_HOST_PASSWORD"] or None,
+        "use_tls": bool(_mail.get("EMAIL_USE_TLS")),
+        "use_ssl": bool(_mail.get("EMAIL_USE_SSL")),
+        "timeout": 10,
+    }
+MAILERS = {"default": {"BACKEND": _mail["EMAIL_BACKEND"], "OPTIONS": _mail_options}}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billingwatch@localhost")
+
+# --- Production hardening (only when DEBUG is off) -----------------------------
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- BillingWatch's own knobs ----------------------------------------------------
+# Webhook bodies above this many bytes get 413 (Stripe invoices with many lines
+# can reach a few hundred KB, so keep it generous).
+BILLINGWATCH_WEBHOOK_MAX_BYTES = env.int("BILLINGWATCH_WEBHOOK_MAX_BYTES", default=1024 * 1024)
+# Stripe-Signature timestamps further than this from our clock are refused
+# (both directions: stripe-python only checks the past).
+BILLINGWATCH_SIGNATURE_TOLERANCE_SECONDS = env.int("BILLINGWATCH_SIGNATURE_TOLERANCE_SECONDS", default=300)
+# Per-tenant webhook rate limit (token bucket), overridable per tenant.
+BILLINGWATCH_RATE_LIMIT_PER_SECOND = env.float("BILLINGWATCH_RATE_LIMIT_PER_SECOND", default=100.0)
+BILLINGWATCH_RATE_LIMIT_BURST = env.int("BILLINGWATCH_RATE_LIMIT_BURST", default=1000)
+# Where the limiter keeps its buckets: "auto" uses the cache when CACHE_URL is
+# Redis (shared by every process), the database otherwise.
+BILLINGWATCH_RATE_LIMIT_BACKEND = env.str("BILLINGWATCH_RATE_LIMIT_BACKEND", default="auto")
+# Worker: how many events one claim takes, how long a claim is leased, how
+# often an event is retried before it stays failed.
+BILLINGWATCH_WORKER_BATCH_SIZE = env.int("BILLINGWATCH_WORKER_BATCH_SIZE", default=500)
+BILLINGWATCH_WORKER_LEASE_SECONDS = env.int("BILLINGWATCH_WORKER_LEASE_SECONDS", default=300)
+BILLINGWATCH_WORKER_POLL_SECONDS = env.float("BILLINGWATCH_WORKER_POLL_SECONDS", default=1.0)
+BILLINGWATCH_MAX_ATTEMPTS = env.int("BILLINGWATCH_MAX_ATTEMPTS", default=8)
+
+if BILLINGWATCH_WEBHOOK_MAX_BYTES < 1024:
+    raise ImproperlyConfigured("BILLINGWATCH_WEBHOOK_MAX_BYTES must be at least 1024")
+if BILLINGWATCH_RATE_LIMIT_BACKEND not in {"auto", "database", "cache"}:
+    raise ImproperlyConfigured("BILLINGWATCH_RATE_LIMIT_BACKEND must be auto, database or cache")
+# Django refuses request bodies over this before our own 413 could answer.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, BILLINGWATCH_WEBHOOK_MAX_BYTES + 1)

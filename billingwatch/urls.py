@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from billingwatch import health
+
+urlpatterns = [
+    path("webhooks/", include("webhooks.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+]

@@ -1,0 +1,100 @@
+from django import forms
+from django.contrib import admin
+
+from tenants.admin_base import TenantOwnedAdmin, TenantOwnedInline, pretty_json
+from webhooks.models import RateLimitBucket, SigningSecret, StripeEvent, WebhookEndpoint, WebhookRejection
+
+
+class SigningSecretForm(forms.ModelForm):
+    """Write-only: the secret is typed in once and never shown again."""
+
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="whsec_… from the Stripe dashboard. Leave empty to keep the current secret.",
+    )
+
+    class Meta:
+        model = SigningSecret
+        fields = ["secret", "expires_at"]
+
+    def clean_secret(self):
+        value = self.cleaned_data.get("secret", "")
+        if not value:
+            if not self.instance.pk:
+                raise forms.ValidationError("Enter the signing secret.")
+            return self.instance.secret
+        return value
+
+
+class SigningSecretInline(TenantOwnedInline):
+    model = SigningSecret
+    form = SigningSecretForm
+    fields = ["secret", "fingerprint", "expires_at", "created_at"]
+    readonly_fields = ["fingerprint", "created_at"]
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(TenantOwnedAdmin):
+    list_display = ["tenant", "label", "enabled", "last_received_at", "created_at"]
+    list_filter = ["enabled", "tenant"]
+    search_fields = ["tenant__slug", "label", "token"]
+    readonly_fields = ["token", "path", "last_received_at", "created_at"]
+    fields = ["tenant", "label", "enabled", "token", "path", "last_received_at", "created_at"]
+    inlines = [SigningSecretInline]
+
+    def save_formset(self, request, form, formset, change):
+        from tenants.scope import tenant_scope
+
+        for inline_form in formset.forms:
+            if inline_form.instance.tenant_id is None:
+                inline_form.instance.tenant = form.instance.tenant
+        with tenant_scope(form.instance.tenant):
+            super(TenantOwnedAdmin, self).save_formset(request, form, formset, change)
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(TenantOwnedAdmin):
+    list_display = ["stripe_id", "type", "tenant", "livemode", "created", "source", "status", "attempts"]
+    list_filter = ["status", "source", "livemode", "tenant"]
+    search_fields = ["=stripe_id", "=customer_id", "=object_id"]
+    date_hierarchy = "created"
+    show_full_result_count = False
+    exclude = ["payload"]
+    readonly_fields = [f.name for f in StripeEvent._meta.fields if f.name != "payload"] + ["payload_pretty"]
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj):
+        return pretty_json(obj.payload)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(TenantOwnedAdmin):
+    list_display = ["hour", "tenant", "endpoint", "reason", "count"]
+    list_filter = ["reason", "tenant"]
+    date_hierarchy = "hour"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RateLimitBucket)
+class RateLimitBucketAdmin(TenantOwnedAdmin):
+    """The database rate limiter's buckets (empty when Redis holds them)."""
+
+    list_display = ["tenant", "tokens", "last_allowed"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
