@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
-from tenants.admin_base import TenantOwnedAdmin, TenantOwnedInline
+from tenants.admin_base import ScopedChangeFormMixin, TenantOwnedAdmin, TenantOwnedInline
 from tenants.models import ApiKey, Membership, Tenant
+from tenants.scope import tenant_scope
 from webhooks.models import WebhookEndpoint
 
 
@@ -28,16 +30,23 @@ class WebhookEndpointInline(TenantOwnedInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "plan", "is_active", "created_at"]
     list_filter = ["plan", "is_active"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [WebhookEndpointInline, MembershipInline, ApiKeyInline]
 
-    def save_formset(self, request, form, formset, change):
-        from tenants.scope import tenant_scope
+    def tenant_for_object(self, object_id):
+        try:
+            return Tenant.objects.filter(pk=object_id).first()
+        except (ValueError, ValidationError):
+            return None
 
+    def save_formset(self, request, form, formset, change):
+        for inline_form in formset.forms:
+            if inline_form.instance.tenant_id is None:
+                inline_form.instance.tenant = form.instance
         with tenant_scope(form.instance):
             super().save_formset(request, form, formset, change)
 

@@ -43,14 +43,21 @@ class WebhookEndpointAdmin(TenantOwnedAdmin):
     fields = ["tenant", "label", "enabled", "token", "path", "last_received_at", "created_at"]
     inlines = [SigningSecretInline]
 
-    def save_formset(self, request, form, formset, change):
-        from tenants.scope import tenant_scope
 
-        for inline_form in formset.forms:
-            if inline_form.instance.tenant_id is None:
-                inline_form.instance.tenant = form.instance.tenant
-        with tenant_scope(form.instance.tenant):
-            super(TenantOwnedAdmin, self).save_formset(request, form, formset, change)
+@admin.register(SigningSecret)
+class SigningSecretAdmin(TenantOwnedAdmin):
+    form = SigningSecretForm
+    list_display = ["fingerprint", "tenant", "endpoint", "expires_at", "created_at"]
+    list_filter = ["tenant"]
+    fields = ["endpoint", "secret", "expires_at"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["fields"] = ["endpoint", "secret", "expires_at"]
+        return super().get_form(request, obj, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        obj.tenant = obj.endpoint.tenant
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(StripeEvent)

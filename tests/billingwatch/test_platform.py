@@ -1,0 +1,76 @@
+"""Settings, health, and the demo that `make run` starts with."""
+
+import json
+from io import StringIO
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connection
+
+from billingwatch.demo import DEMO_WEBHOOK_SECRET, ensure_demo
+from tenants.scope import tenant_scope
+from tests.conftest import load_fixture_event, post_event
+from webhooks.models import StripeEvent
+
+
+@pytest.mark.django_db
+def test_sqlite_is_durable_by_default():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite settings only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2  # FULL
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.django_db
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_reports_a_dead_database(client):
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DatabaseError("gone")):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "error"
+
+
+@pytest.mark.django_db
+def test_demo_is_idempotent_and_receives_signed_webhooks(client, tmp_path, settings):
+    settings.LOCAL_DIR = tmp_path
+    first = ensure_demo()
+    assert first.events_stored == 44
+    assert first.admin_password and len(first.admin_password) >= 12
+    second = ensure_demo()
+    assert second.events_stored == 0
+    assert second.admin_password == first.admin_password
+    with tenant_scope(first.tenant):
+        assert StripeEvent.objects.count() == 44
+        assert StripeEvent.objects.filter(status="processed").count() == 44
+        endpoint = first.tenant.webhook_endpoints.get()
+    response = post_event(client, endpoint, load_fixture_event("charge.succeeded.json"), secret=DEMO_WEBHOOK_SECRET)
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_seed_demo_command(tmp_path, settings):
+    settings.LOCAL_DIR = tmp_path
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "demo tenant 'demo': 44 new events; webhook path /webhooks/stripe/" in out.getvalue()
+
+
+def test_sample_events_are_real_stripe_envelopes():
+    from billingwatch.demo import SAMPLE_EVENTS
+    from webhooks.payloads import validate_event
+
+    events = [json.loads(line) for line in SAMPLE_EVENTS.read_text().splitlines() if line]
+    for event in events:
+        validate_event(event)
+    assert len({e["id"] for e in events}) == len(events)
