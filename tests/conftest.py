@@ -61,3 +61,12 @@ def globex(make_tenant):
 def in_scope():
     """`with in_scope(tenant): ...` for assertions on tenant-owned tables."""
     return tenant_scope
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    """Tests never run collectstatic, so the manifest storage would have no manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
