@@ -145,6 +145,19 @@ def machine_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
+def wait_for_idle(max_wait: float, busy_limit: float = 0.15) -> float:
+    """Wait (at most max_wait s) until the machine is idle over one second; returns its busy share."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy0, total0 = machine_ticks()
+        time.sleep(1.0)
+        busy1, total1 = machine_ticks()
+        share = (busy1 - busy0) / max(1, total1 - total0)
+        if share <= busy_limit or time.monotonic() >= deadline:
+            return share
+        log(f"machine {share * 100:.0f} % busy, waiting for it to calm down")
+
+
 def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
@@ -447,6 +460,12 @@ class PhaseResult:
     def per_second(self) -> float:
         return len(self.status) / self.wall if self.wall else 0.0
 
+    @property
+    def other_cpu(self) -> float:
+        """CPU seconds used by anything but the client, gunicorn, PostgreSQL and Redis."""
+        cpu = self.cpu
+        return max(0.0, cpu["machine_busy"] - self.client_cpu - cpu["gunicorn"] - cpu["postgres"] - cpu["redis"])
+
     def latency_ms(self, fraction: float) -> float:
         values = sorted(self.latency)
         return percentile(values, fraction) * 1000
@@ -458,7 +477,18 @@ class PhaseResult:
         return counts
 
 
-def run_phase(name, port, requests, concurrency, clients, timeout, max_seconds, gunicorn_pid) -> PhaseResult:
+def start_py_spy(output: str, gunicorn_pid: int, seconds: int) -> subprocess.Popen:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [
+        str(py_spy), "record", "--pid", str(gunicorn_pid), "--subprocesses", "--nonblocking",
+        "--rate", "250", "--format", "raw", "--output", output, "--duration", str(seconds),
+    ]
+    log("profiling: " + " ".join(command))
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_phase(name, port, requests, concurrency, clients, timeout, max_seconds, gunicorn_pid,
+              py_spy_output: str | None = None, py_spy_seconds: int = 0) -> PhaseResult:
     """Drive len(requests) requests through `concurrency` connections spread over `clients` processes."""
     global go_time
     ctx = mp.get_context("fork")
@@ -485,6 +515,9 @@ def run_phase(name, port, requests, concurrency, clients, timeout, max_seconds, 
         if not ready.wait(30):
             raise RuntimeError("a client process did not start")
 
+    spy = start_py_spy(py_spy_output, gunicorn_pid, py_spy_seconds) if py_spy_output else None
+    if spy is not None:
+        time.sleep(1.0)  # let py-spy attach to every worker
     meter = CpuMeter(gunicorn_pid)
     sampler = RssSampler(gunicorn_pid)
     meter.start()
@@ -500,6 +533,12 @@ def run_phase(name, port, requests, concurrency, clients, timeout, max_seconds, 
         proc.join(10)
     cpu = meter.stop()
     rss = sampler.finish()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output when interrupted
+        try:
+            spy.wait(60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
     for report in reports:
         if "crash" in report:
             raise RuntimeError(f"{name}: a client process crashed: {report['crash']}")
@@ -833,13 +872,14 @@ def phase_row(phase: PhaseResult) -> list[str]:
         f"{phase.client_cpu / phase.wall * 100:.0f} %",
         f"{cpu['gunicorn'] / phase.wall * 100:.0f} %",
         f"{cpu['postgres'] / phase.wall * 100:.0f} %",
+        f"{phase.other_cpu / phase.wall * 100:.0f} %",
     ]
 
 
 HEADERS = [
     "endpoint", "requests", "req/s", "p50 ms", "p99 ms", "errors",
     "peak RSS MB: master+workers (largest worker)", "machine CPU busy",
-    "client CPU", "gunicorn CPU", "PostgreSQL CPU",
+    "client CPU", "gunicorn CPU", "PostgreSQL CPU", "other CPU",
 ]
 
 
@@ -933,6 +973,10 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     parser.add_argument("--max-seconds", type=float, default=240.0, help="time limit of one phase (signatures expire at 300 s)")
     parser.add_argument("--profile", metavar="DIR", help="cProfile every gunicorn worker; .prof files go to DIR")
+    parser.add_argument("--py-spy", metavar="FILE",
+                        help="sample the gunicorn workers with py-spy during the webhook phase (collapsed stacks)")
+    parser.add_argument("--wait-idle", type=float, default=120.0, metavar="SECONDS",
+                        help="first wait up to this long for the machine to be idle (default 120)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the request plan")
     parser.add_argument("--keep-database", action="store_true", help="do not drop the database at the end")
     args = parser.parse_args(argv)
@@ -1003,6 +1047,8 @@ def main(argv=None) -> int:
         if warm.errors:
             raise RuntimeError(f"warm-up failed: {warm.status_counts()}")
 
+        busy = wait_for_idle(args.wait_idle)
+        log(f"machine {busy * 100:.0f} % busy before the run")
         log(f"phase 1: {args.requests:,} × GET /healthz")
         health = run_phase("GET /healthz", port, build_healthz_requests(args.requests, port), args.concurrency,
                            args.clients, args.timeout, args.max_seconds, proc.pid)
@@ -1011,7 +1057,7 @@ def main(argv=None) -> int:
         requests = build_webhook_requests(plan, tenants, port)  # signed now: fresh timestamps
         log(f"phase 2: {args.requests:,} × signed POST /webhooks/stripe/<token>/")
         hooks = run_phase("POST /webhooks/stripe/…", port, requests, args.concurrency, args.clients,
-                          args.timeout, args.max_seconds, proc.pid)
+                          args.timeout, args.max_seconds, proc.pid, args.py_spy, int(args.max_seconds))
         log(f"  {hooks.per_second:,.0f} req/s, p99 {hooks.latency_ms(0.99):.1f} ms, {hooks.errors} errors")
         del requests
 

@@ -65,11 +65,16 @@ def validate_event(data) -> None:
         reject(f"expected a JSON object, got {type(data).__name__}")
     if data.get("object") != "event":
         reject("'object' is not 'event'")
-    for key in ("id", "type"):
+    for key, max_length in (("id", 255), ("type", 100)):  # the columns' sizes
         if not isinstance(data.get(key), str):
             reject(f"'{key}' is missing or not a string")
         if not data[key].strip():
             reject(f"'{key}' is empty")
+        if len(data[key]) > max_length:
+            reject(f"'{key}' is longer than {max_length} characters")
+    api_version = data.get("api_version")
+    if api_version is not None and (not isinstance(api_version, str) or len(api_version) > 40):
+        reject("'api_version' is not a short string")
     created = data.get("created")
     if not isinstance(created, int) or isinstance(created, bool):
         reject("'created' is missing or not an integer")
