@@ -3,6 +3,10 @@ from django.urls import include, path
 
 from billingwatch import health
 
+admin.site.site_header = "BillingWatch operations"
+admin.site.site_title = "BillingWatch"
+admin.site.index_title = "Tenants, webhooks and events"
+
 urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("healthz", health.healthz, name="healthz"),
