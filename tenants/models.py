@@ -27,6 +27,9 @@ class Tenant(models.Model):
     rate_limit_per_second = models.FloatField(null=True, blank=True)
     rate_limit_burst = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the worker next runs this tenant's periodic scans; claimed with a
+    # conditional UPDATE so two workers never scan one tenant at once.
+    next_scan_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -146,6 +146,7 @@ class StripeEvent(TenantOwnedModel):
     customer_id = models.CharField(max_length=255, blank=True, default="")
     amount = models.BigIntegerField(null=True, blank=True, help_text="Minor units")
     currency = models.CharField(max_length=3, blank=True, default="")
+    subscription_id = models.CharField(max_length=255, blank=True, default="")
     payload = models.JSONField()
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -153,6 +154,9 @@ class StripeEvent(TenantOwnedModel):
     available_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # Detectors that raised on this event: [{"detector": name, "error": text}].
+    # The event is still processed; the other detectors still ran.
+    detector_errors = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "stripe_id"], name="event_unique_stripe_id")]
@@ -165,6 +169,13 @@ class StripeEvent(TenantOwnedModel):
             ),
             models.Index(fields=["tenant", "livemode", "type", "created"], name="event_by_type_time"),
             models.Index(fields=["tenant", "received_at"], name="event_by_received"),
+            # What detectors ask: this customer's / this subscription's / this
+            # object's events of some types in a time window.
+            models.Index(fields=["tenant", "livemode", "customer_id", "type", "created"], name="event_by_customer"),
+            models.Index(
+                fields=["tenant", "livemode", "subscription_id", "type", "created"], name="event_by_subscription"
+            ),
+            models.Index(fields=["tenant", "livemode", "object_id", "type"], name="event_by_object"),
         ]
 
     def __str__(self):

@@ -102,6 +102,7 @@ class EventFacts:
     customer_id: str
     amount: int | None  # minor units
     currency: str  # lower-case ISO 4217 code or ""
+    subscription_id: str = ""  # the subscription concerned (itself, an invoice's, ...) or ""
 
 
 def read_event(data: dict) -> EventFacts:
@@ -120,7 +121,16 @@ def read_event(data: dict) -> EventFacts:
         customer_id=_customer_id(obj, object_type),
         amount=_amount(obj, object_type),
         currency=_object_currency(obj, object_type),
+        subscription_id=_subscription_id(obj, object_type),
     )
+
+
+def _subscription_id(obj: dict, object_type: str) -> str:
+    if object_type == "subscription":
+        return _str(obj.get("id"))
+    if object_type == "invoice":
+        return invoice_subscription_id(obj) or ""
+    return _id_of(obj.get("subscription")) or ""
 
 
 def customer_of(obj: dict) -> str:

@@ -52,27 +52,37 @@ def process_claimed(claimed: list[ClaimedEvent]) -> tuple[int, int]:
     processed = failed = 0
     for tenant_id, items in by_tenant.items():
         with tenant_scope(tenants[tenant_id]):
-            ok, bad = _process_for_tenant(items)
+            ok, bad = _process_for_tenant(tenants[tenant_id], items)
         processed += ok
         failed += bad
     return processed, failed
 
 
-def _process_for_tenant(items: list[ClaimedEvent]) -> tuple[int, int]:
+def _process_for_tenant(tenant: Tenant, items: list[ClaimedEvent]) -> tuple[int, int]:
     subscribed = subscribed_event_types()
     # Payloads are loaded only for events some detector reads.
     needed = [item.id for item in items if item.type in subscribed]
     events = StripeEvent.objects.in_bulk(needed) if needed else {}
+    detector_settings = engine.DetectorSettings.for_tenant(tenant) if events else None
+
+    def event_time(item: ClaimedEvent):
+        # Detectors see a batch in event time order, whatever the claim order.
+        event = events.get(item.id)
+        return (event.created.timestamp() if event else 0.0, item.id)
+
     done: list[int] = []
     failures: list[tuple[ClaimedEvent, str]] = []
-    for item in items:
+    for item in sorted(items, key=event_time):
         event = events.get(item.id)
         if event is None:
             done.append(item.id)
             continue
+        event.tenant = tenant
         try:
             with transaction.atomic():
-                engine.evaluate_event(event)
+                outcome = engine.evaluate_event(event, detector_settings)
+                if outcome.errors or event.detector_errors:
+                    StripeEvent.objects.filter(pk=event.pk).update(detector_errors=outcome.errors)
         except Exception:
             logger.exception("processing event %s failed", event.stripe_id)
             failures.append((item, traceback.format_exc(limit=5)[-4000:]))

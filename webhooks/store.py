@@ -30,11 +30,13 @@ _EVENT_COLUMNS = [
     "customer_id",
     "amount",
     "currency",
+    "subscription_id",
     "payload",
     "status",
     "attempts",
     "available_at",
     "last_error",
+    "detector_errors",
 ]
 
 
@@ -74,17 +76,19 @@ def store_event(
         "customer_id": facts.customer_id[:255],
         "amount": facts.amount,
         "currency": facts.currency[:3],
+        "subscription_id": facts.subscription_id[:255],
         "payload": payload_json,
         "status": StripeEvent.Status.PENDING,
         "attempts": 0,
         "available_at": received_at,
         "last_error": "",
+        "detector_errors": "[]",
     }
     meta = StripeEvent._meta
     params = []
     for name in _EVENT_COLUMNS:
         value = values[name]
-        if name == "payload":
+        if name in ("payload", "detector_errors"):
             params.append(value)  # already JSON text; both databases take it as is
         else:
             params.append(meta.get_field(name).get_db_prep_save(value, connection))

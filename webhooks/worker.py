@@ -13,14 +13,19 @@ import os
 import signal
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from anomalies.scans import run_due_scans
 from webhooks.models import StripeEvent
 from webhooks.processing import ClaimedEvent, process_claimed
+
+# How often a busy worker looks for tenants whose periodic scans are due.
+SCAN_CHECK_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +98,13 @@ class Worker:
         signal.signal(signal.SIGINT, self.request_stop)
         logger.info("worker %s started", self.identity)
         total = 0
+        next_scan_check = 0.0
         while not self.stopping.is_set():
             claimed = run_batch()
             total += claimed
+            if time.monotonic() >= next_scan_check:
+                run_due_scans()
+                next_scan_check = time.monotonic() + SCAN_CHECK_SECONDS
             if claimed:
                 continue
             if self.once:

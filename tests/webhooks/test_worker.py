@@ -36,21 +36,42 @@ def statuses(tenant):
 @pytest.fixture
 def recording_detector():
     """A detector that records what it saw (and can be told to fail)."""
+    from anomalies.detectors.base import Detector
+
     seen = []
 
-    class Recorder:
+    class Recorder(Detector):
         name = "recorder"
-        event_types = {"charge.succeeded", "charge.failed"}
+        event_types = frozenset({"charge.succeeded", "charge.failed"})
         fail_on = set()
 
         def evaluate(self, ctx, event):
             seen.append(event.stripe_id)
             if event.stripe_id in Recorder.fail_on:
                 raise ValueError("boom")
+            return ()
 
+    registry.load_detectors()
     registry.register(Recorder)
     yield Recorder, seen
     registry.DETECTORS.pop("recorder")
+
+
+@pytest.fixture
+def failing_processing(monkeypatch):
+    """Processing itself (not a detector) fails for the listed events, e.g. the database hiccups."""
+    from anomalies import engine
+
+    fail_on = set()
+    original = engine.evaluate_event
+
+    def evaluate(event, settings=None):
+        if event.stripe_id in fail_on:
+            raise ValueError("boom")
+        return original(event, settings)
+
+    monkeypatch.setattr(engine, "evaluate_event", evaluate)
+    return fail_on
 
 
 @pytest.mark.django_db
@@ -77,10 +98,27 @@ def test_detectors_run_in_the_events_tenant_scope(acme, recording_detector):
 
 
 @pytest.mark.django_db
-def test_failure_is_recorded_and_retried_with_backoff_without_blocking_others(acme, recording_detector):
+def test_a_raising_detector_is_recorded_and_the_event_still_processed(acme, recording_detector):
     Recorder, seen = recording_detector
-    store(acme.tenant, 3)
+    store(acme.tenant, 2)
     Recorder.fail_on = {f"evt_w_{acme.tenant.slug}_1"}
+    worker.drain()
+    assert sorted(seen) == [f"evt_w_{acme.tenant.slug}_0", f"evt_w_{acme.tenant.slug}_1"]
+    with tenant_scope(acme.tenant):
+        events = {e.stripe_id: e for e in StripeEvent.objects.all()}
+    assert {e.status for e in events.values()} == {"processed"}
+    assert events[f"evt_w_{acme.tenant.slug}_1"].detector_errors == [
+        {"detector": "recorder", "error": "ValueError: boom"}
+    ]
+    assert events[f"evt_w_{acme.tenant.slug}_0"].detector_errors == []
+
+
+@pytest.mark.django_db
+def test_failure_is_recorded_and_retried_with_backoff_without_blocking_others(
+    acme, recording_detector, failing_processing
+):
+    store(acme.tenant, 3)
+    failing_processing.add(f"evt_w_{acme.tenant.slug}_1")
     worker.drain()
     with tenant_scope(acme.tenant):
         failed = StripeEvent.objects.get(status="failed")
@@ -91,7 +129,7 @@ def test_failure_is_recorded_and_retried_with_backoff_without_blocking_others(ac
         assert StripeEvent.objects.filter(status="processed").count() == 2
         # When the retry is due and the detector is fixed, it is processed.
         StripeEvent.objects.filter(pk=failed.pk).update(available_at=timezone.now())
-    Recorder.fail_on = set()
+    failing_processing.clear()
     worker.drain()
     with tenant_scope(acme.tenant):
         failed.refresh_from_db()
@@ -99,11 +137,10 @@ def test_failure_is_recorded_and_retried_with_backoff_without_blocking_others(ac
 
 
 @pytest.mark.django_db
-def test_final_failure_after_max_attempts_leaves_the_queue(acme, recording_detector, settings):
+def test_final_failure_after_max_attempts_leaves_the_queue(acme, recording_detector, failing_processing, settings):
     settings.BILLINGWATCH_MAX_ATTEMPTS = 2
-    Recorder, seen = recording_detector
     store(acme.tenant, 1)
-    Recorder.fail_on = {f"evt_w_{acme.tenant.slug}_0"}
+    failing_processing.add(f"evt_w_{acme.tenant.slug}_0")
     for _ in range(2):
         with tenant_scope(acme.tenant):
             StripeEvent.objects.update(available_at=timezone.now())
