@@ -118,3 +118,39 @@ def test_admin_can_disable_an_endpoint(client, operator, acme):
     assert client.post(url, data).status_code == 302
     assert WebhookEndpoint.all_tenants.get(pk=acme.endpoint.pk).enabled is False
     assert post_event(client, acme.endpoint, load_fixture_event("charge.succeeded.json")).status_code == 404
+
+
+def test_bulk_acknowledge_records_the_operator(client, operator, acme):
+    from anomalies.models import Anomaly, AnomalyStatusChange
+    from tests.anomalies.events import T0, event, minutes, process, store
+
+    store(acme.tenant, event("charge.succeeded", T0, customer="cus_A", amount=4900, currency="usd"),
+          event("charge.succeeded", T0 + minutes(1), customer="cus_A", amount=4900, currency="usd"))
+    process()
+    anomaly = Anomaly.all_tenants.get(detector="duplicate_charge")
+    response = client.post("/admin/anomalies/anomaly/", {"action": "bulk_acknowledge", "_selected_action": [anomaly.pk]})
+    assert response.status_code == 302
+    anomaly.refresh_from_db()
+    assert anomaly.status == "acknowledged" and anomaly.acknowledged_by == "op"
+    change = AnomalyStatusChange.all_tenants.get(anomaly=anomaly)
+    assert change.actor == operator and change.to_status == "acknowledged"
+    page = client.get(reverse("admin:anomalies_anomaly_change", args=[anomaly.pk]))
+    assert page.status_code == 200 and b"&quot;charge_ids&quot;" in page.content
+
+
+def test_detector_config_form_rejects_out_of_range_thresholds(client, operator, acme):
+    from anomalies.models import DetectorConfig
+
+    response = client.post("/admin/anomalies/detectorconfig/add/", {
+        "tenant": acme.tenant.pk, "detector": "duplicate_charge", "enabled": "on",
+        "thresholds": '{"window_seconds": 5}',
+    })
+    assert response.status_code == 200
+    assert b"window_seconds: must be between 10 and 86400" in response.content
+    assert DetectorConfig.all_tenants.count() == 0
+    response = client.post("/admin/anomalies/detectorconfig/add/", {
+        "tenant": acme.tenant.pk, "detector": "duplicate_charge", "enabled": "on",
+        "thresholds": '{"window_seconds": 600}',
+    })
+    assert response.status_code == 302
+    assert DetectorConfig.all_tenants.get().thresholds == {"window_seconds": 600}
