@@ -6,6 +6,7 @@ local-memory cache. Production sets DATABASE_URL (PostgreSQL), SECRET_KEY,
 ALLOWED_HOSTS and CACHE_URL (Redis); see docs/operations.md.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -102,8 +103,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             ),
         }
     )
-    # A file, not :memory:, so tests can run several processes on one database.
-    _db.setdefault("TEST", {})["NAME"] = str(BASE_DIR / "test_db.sqlite3")
+    # A file, not :memory:, so tests can run several processes on one database;
+    # named per test run so two runs side by side do not share it.
+    _db.setdefault("TEST", {})["NAME"] = str(BASE_DIR / f"test_db_{os.getpid()}.sqlite3")
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: opening one per request cut ingest 5x (DESIGN.md).
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
