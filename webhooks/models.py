@@ -176,6 +176,12 @@ class StripeEvent(TenantOwnedModel):
                 fields=["tenant", "livemode", "subscription_id", "type", "created"], name="event_by_subscription"
             ),
             models.Index(fields=["tenant", "livemode", "object_id", "type"], name="event_by_object"),
+            # Webhook deliveries by receipt time (lag and silence); imports stay out of it.
+            models.Index(
+                fields=["tenant", "livemode", "received_at"],
+                name="event_webhook_received",
+                condition=models.Q(source="webhook"),
+            ),
         ]
 
     def __str__(self):

@@ -59,10 +59,11 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import BigIntegerField, ExpressionWrapper, Func, Sum, Value
+from django.db.models import Sum
 from django.db.models.fields.json import KT
 
 from anomalies.detectors.base import Detector, DetectorContext, Finding, Recovery, Threshold
+from anomalies.sql import epoch_bucket
 from anomalies.models import Severity
 from anomalies.registry import register
 from anomalies.text import money
@@ -80,26 +81,6 @@ MAD_TO_SIGMA = 1.4826
 SCALE_FLOOR_DIVISOR = 20  # the scale is at least 1/20 (5 %) of the expected amount
 MAX_LISTED = 20
 BUCKET_SECONDS = 900  # quarter hours: every UTC offset is a multiple
-
-
-class EpochSeconds(Func):
-    """Whole seconds since 1970 of a datetime column, in native SQL on SQLite and PostgreSQL."""
-
-    output_field = BigIntegerField()
-
-    def as_sqlite(self, compiler, connection, **extra):
-        # '%%%%s' becomes '%%s' in the SQL, which the backend passes to SQLite as '%s'.
-        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)",
-                           **extra)
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection,
-                           template="CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS BIGINT)", **extra)
-
-
-def epoch_bucket(field: str, seconds: int) -> ExpressionWrapper:
-    """The number of the `seconds`-long UTC interval (counted from 1970) a datetime column falls in."""
-    return ExpressionWrapper(EpochSeconds(field) / Value(seconds), output_field=BigIntegerField())
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count
 
 from anomalies.detectors.base import Detector, DetectorContext, Finding, Recovery, Threshold
-from anomalies.detectors.revenue_drop import epoch_bucket
+from anomalies.sql import epoch_bucket
 from anomalies.models import Severity
 from anomalies.registry import register
 
