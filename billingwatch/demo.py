@@ -1,20 +1,20 @@
 """The demo tenant a fresh clone starts with, so a newcomer sees something at once.
 
-Idempotent: running it again changes nothing. The detection issue replaces the
-sample events with 30 days of simulated history.
+30 days of simulated Stripe history (anomalies.simulation) with a few injected
+anomalies, imported like any other history, so the detectors raise them.
+Idempotent: the simulated event ids are fixed, so a second run stores nothing.
 """
 
-import json
 import os
 import secrets
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from tenants.models import Membership, Tenant
 from tenants.onboarding import create_tenant
@@ -25,9 +25,9 @@ from webhooks.models import WebhookEndpoint
 DEMO_SLUG = "demo"
 DEMO_WEBHOOK_SECRET = "whsec_demo_local_only_0123456789"  # a local demo, never a real Stripe secret
 ADMIN_USERNAME = "admin"
-SAMPLE_EVENTS = (
-    Path(__file__).resolve().parent.parent / "webhooks" / "sample_events.jsonl"
-)
+DEMO_SEED = 7
+DEMO_DAYS = 30
+DEMO_INJECTIONS = ("duplicate_charge", "negative_invoice", "dunning_failure", "refund_spike", "card_testing")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def ensure_demo() -> DemoInfo:
         with tenant_scope(tenant):
             Membership.objects.get_or_create(tenant=tenant, user=admin, defaults={"role": Membership.Role.OWNER})
             endpoint = WebhookEndpoint.objects.order_by("created_at").first()
-    sample = _recent_sample_events()
+    sample = _simulated_history()
     try:
         report = import_files(tenant, [sample])
     finally:
@@ -75,15 +75,13 @@ def ensure_demo() -> DemoInfo:
     return DemoInfo(ADMIN_USERNAME, password, tenant, endpoint.path, DEMO_WEBHOOK_SECRET, report.stored)
 
 
-def _recent_sample_events() -> Path:
-    """The bundled sample events, moved so the newest happened an hour ago."""
-    events = [json.loads(line) for line in SAMPLE_EVENTS.read_text().splitlines() if line.strip()]
-    shift = int(time.time()) - 3600 - max(e["created"] for e in events)
-    # Shift by whole days so reruns keep the same ids but do not re-date them.
-    shift -= shift % 86400
-    for event in events:
-        event["created"] += shift
+def _simulated_history() -> Path:
+    """30 days of history ending at the last whole hour, as a JSON-lines file."""
+    from anomalies.simulation import simulate, to_jsonl
+
+    end = timezone.now().replace(minute=0, second=0, microsecond=0)
+    events, _ = simulate(DEMO_SEED, DEMO_DAYS, end, inject=DEMO_INJECTIONS)
     handle = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
     with handle:
-        handle.write("\n".join(json.dumps(e) for e in events))
+        handle.write(to_jsonl(events))
     return Path(handle.name)
