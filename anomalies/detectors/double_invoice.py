@@ -43,6 +43,7 @@ from functools import lru_cache
 from django.db.models import Subquery
 
 from anomalies.detectors.base import Detector, DetectorContext, Finding, Threshold
+from anomalies.event_types import SUBSCRIPTION_EVENT_TYPES
 from anomalies.models import Severity
 from anomalies.registry import register
 from anomalies.text import money
@@ -56,15 +57,6 @@ INVOICE_TYPES = (
     "invoice.payment_failed",
     "invoice.voided",
     "invoice.marked_uncollectible",
-)
-SUBSCRIPTION_TYPES = (
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.pending_update_applied",
-    "customer.subscription.trial_will_end",
 )
 SCHEDULE_EVENTS = {
     "customer.subscription.created",
@@ -328,7 +320,7 @@ class DoubleInvoice(Detector):
         # The newest subscription event before the later renewal: found by columns, then read by key.
         newest = (
             ctx.events()
-            .filter(subscription_id=subscription, type__in=SUBSCRIPTION_TYPES, created__lte=later.time)
+            .filter(subscription_id=subscription, type__in=SUBSCRIPTION_EVENT_TYPES, created__lte=later.time)
             .order_by("-created", "-stripe_id")
             .values("pk")[:1]
         )
@@ -344,7 +336,7 @@ class DoubleInvoice(Detector):
                 return True  # a proration, re-creation, threshold or manual invoice of the subscription
         rows = (
             ctx.events()
-            .filter(subscription_id=subscription, type__in=SUBSCRIPTION_TYPES, created__gte=start, created__lte=end)
+            .filter(subscription_id=subscription, type__in=SUBSCRIPTION_EVENT_TYPES, created__gte=start, created__lte=end)
             .values_list("type", "payload__data__previous_attributes", "payload__data__object__status")
         )
         for kind, previous, status in rows:

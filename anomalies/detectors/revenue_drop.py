@@ -63,9 +63,9 @@ from django.db.models import Sum
 from django.db.models.fields.json import KT
 
 from anomalies.detectors.base import Detector, DetectorContext, Finding, Recovery, Threshold
-from anomalies.sql import epoch_bucket
 from anomalies.models import Severity
 from anomalies.registry import register
+from anomalies.sql import epoch_bucket
 from anomalies.text import money
 
 CHARGE = "charge.succeeded"

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Case, F, IntegerField, Max, Subquery, Value, When
-from django.db.models.functions import RowNumber
 from django.db.models.expressions import Window
+from django.db.models.functions import RowNumber
 
 from anomalies.detectors.base import Detector, DetectorContext, Finding, Recovery, Threshold
+from anomalies.event_types import SUBSCRIPTION_EVENT_TYPES
 from anomalies.models import Severity
 from anomalies.registry import register
 from anomalies.text import money
@@ -48,16 +49,6 @@ from webhooks.payloads import (
     subscription_period,
 )
 
-SUBSCRIPTION_TYPES = (
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.pending_update_applied",
-    "customer.subscription.pending_update_expired",
-    "customer.subscription.trial_will_end",
-)
 PAYMENT_TYPES = ("invoice.paid", "invoice.payment_succeeded")
 INVOICE_TYPES = (
     "invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed",
@@ -175,7 +166,7 @@ class SilentLapse(Detector):
         window = ctx.events().filter(subscription_id=sub, created__gte=at - LOOKBACK, created__lt=at)
         previous = window.filter(type__in=PAYMENT_TYPES).aggregate(last=Max("created"))["last"]
         # The newest subscription event, found on columns and then read by key (one payload read).
-        newest = window.filter(type__in=SUBSCRIPTION_TYPES).order_by("-created", "-stripe_id").values("pk")[:1]
+        newest = window.filter(type__in=SUBSCRIPTION_EVENT_TYPES).order_by("-created", "-stripe_id").values("pk")[:1]
         snapshot = next(
             iter(ctx.events().filter(pk=Subquery(newest)).values_list("payload__data__object", flat=True)), None
         )
@@ -224,7 +215,7 @@ class SilentLapse(Detector):
         )
         rows = (
             ctx.events()
-            .filter(type__in=SUBSCRIPTION_TYPES, created__gt=since, created__lte=as_of)
+            .filter(type__in=SUBSCRIPTION_EVENT_TYPES, created__gt=since, created__lte=as_of)
             .exclude(subscription_id="")
             .annotate(
                 rank=Window(

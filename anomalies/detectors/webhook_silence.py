@@ -52,9 +52,9 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count
 
 from anomalies.detectors.base import Detector, DetectorContext, Finding, Recovery, Threshold
-from anomalies.sql import epoch_bucket
 from anomalies.models import Severity
 from anomalies.registry import register
+from anomalies.sql import epoch_bucket
 
 HISTORY = timedelta(weeks=3)
 HOUR = 3600

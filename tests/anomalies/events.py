@@ -98,5 +98,19 @@ def reprocess_all(tenant) -> int:
     return drain()
 
 
+def anomalies_of(tenant, detector: str, **filters) -> list:
+    from anomalies.models import Anomaly
+
+    with tenant_scope(tenant):
+        return list(Anomaly.objects.filter(detector=detector, **filters).order_by("id"))
+
+
+def detector_errors_of(tenant, detector: str) -> list[dict]:
+    """The errors `detector` recorded on the tenant's events (a detector must never raise on them)."""
+    with tenant_scope(tenant):
+        rows = StripeEvent.objects.values_list("detector_errors", flat=True)
+        return [error for errors in rows for error in errors or [] if error.get("detector") == detector]
+
+
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)

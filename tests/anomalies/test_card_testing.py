@@ -2,10 +2,9 @@ from datetime import timedelta
 
 import pytest
 
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, minutes, process, reprocess_all, store
-from webhooks.models import StripeEvent
+from tests.anomalies.events import T0, anomalies_of, detector_errors_of, event, minutes, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
@@ -13,8 +12,7 @@ DETECTOR = "card_testing"
 
 
 def anomalies(tenant):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=DETECTOR).order_by("id"))
+    return anomalies_of(tenant, DETECTOR)
 
 
 def fingerprints(tenant):
@@ -22,10 +20,7 @@ def fingerprints(tenant):
 
 
 def detector_errors(tenant):
-    """This detector's errors on the tenant's events (it must never raise on them)."""
-    with tenant_scope(tenant):
-        rows = StripeEvent.objects.values_list("detector_errors", flat=True)
-        return [error for errors in rows for error in errors if error.get("detector") == DETECTOR]
+    return detector_errors_of(tenant, DETECTOR)
 
 
 def failed(at, customer=None, card="fp_A", old_shape=False, **kw):

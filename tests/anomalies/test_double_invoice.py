@@ -4,10 +4,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from anomalies.detectors.double_invoice import interval_from_length, interval_span
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, TEMPLATE_OF, event, process, reprocess_all, store
-from webhooks.models import StripeEvent
+from tests.anomalies.events import (
+    T0,
+    TEMPLATE_OF,
+    anomalies_of,
+    detector_errors_of,
+    event,
+    process,
+    reprocess_all,
+    store,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -15,15 +23,11 @@ HOUR, DAY = timedelta(hours=1), timedelta(days=1)
 
 
 def anomalies(tenant, detector="double_invoice"):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=detector).order_by("id"))
+    return anomalies_of(tenant, detector)
 
 
 def no_detector_errors(tenant, detector="double_invoice"):
-    """This detector never raised on any stored event (other detectors are not this file's business)."""
-    with tenant_scope(tenant):
-        errors = [e for errs in StripeEvent.objects.values_list("detector_errors", flat=True) for e in errs or []]
-    return not [e for e in errors if e.get("detector") == detector]
+    return not detector_errors_of(tenant, detector)
 
 
 def add_months(at: datetime, months: int, anchor_day: int | None = None) -> datetime:

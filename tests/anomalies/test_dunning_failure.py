@@ -2,10 +2,9 @@ from datetime import timedelta
 
 import pytest
 
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, minutes, process, reprocess_all, store
-from webhooks.models import StripeEvent
+from tests.anomalies.events import T0, anomalies_of, detector_errors_of, event, minutes, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
@@ -13,15 +12,11 @@ DAY = timedelta(days=1)
 
 
 def anomalies(tenant, detector="dunning_failure"):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=detector).order_by("id"))
+    return anomalies_of(tenant, detector)
 
 
 def no_detector_errors(tenant, detector="dunning_failure"):
-    """This detector never raised on any stored event (other detectors are not this file's business)."""
-    with tenant_scope(tenant):
-        errors = [e for errs in StripeEvent.objects.values_list("detector_errors", flat=True) for e in errs or []]
-    return not [e for e in errors if e.get("detector") == detector]
+    return not detector_errors_of(tenant, detector)
 
 
 def failed(at, invoice_id="in_A", subscription="sub_A", attempts=4, retry_at=None, **kw):

@@ -1,15 +1,12 @@
 import pytest
 
-from anomalies.models import Anomaly
-from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, minutes, process, reprocess_all, store
+from tests.anomalies.events import T0, anomalies_of, event, minutes, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
 
 def anomalies(tenant, detector="duplicate_charge"):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=detector).order_by("id"))
+    return anomalies_of(tenant, detector)
 
 
 def charge(at, customer="cus_A", amount=4900, currency="usd", **kw):

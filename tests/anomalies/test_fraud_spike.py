@@ -5,11 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, process, reprocess_all, store
+from tests.anomalies.events import T0, anomalies_of, detector_errors_of, event, process, reprocess_all, store
 from tests.conftest import FIXTURES
-from webhooks.models import StripeEvent
 from webhooks.payloads import validate_event
 
 pytestmark = pytest.mark.django_db
@@ -20,15 +19,11 @@ _ids = itertools.count(1)
 
 
 def anomalies(tenant):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=DETECTOR).order_by("id"))
+    return anomalies_of(tenant, DETECTOR)
 
 
 def detector_errors(tenant):
-    """This detector's errors on the tenant's events (it must never raise on them)."""
-    with tenant_scope(tenant):
-        rows = StripeEvent.objects.values_list("detector_errors", flat=True)
-        return [error for errors in rows for error in errors if error.get("detector") == DETECTOR]
+    return detector_errors_of(tenant, DETECTOR)
 
 
 def days(n):

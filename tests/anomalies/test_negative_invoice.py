@@ -1,23 +1,16 @@
 import pytest
 
-from anomalies.models import Anomaly
-from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, minutes, process, reprocess_all, store
-from webhooks.models import StripeEvent
+from tests.anomalies.events import T0, anomalies_of, detector_errors_of, event, minutes, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
 
 def anomalies(tenant, detector="negative_invoice"):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=detector).order_by("id"))
+    return anomalies_of(tenant, detector)
 
 
 def no_detector_errors(tenant, detector="negative_invoice"):
-    """This detector never raised on any stored event (other detectors are not this file's business)."""
-    with tenant_scope(tenant):
-        errors = [e for errs in StripeEvent.objects.values_list("detector_errors", flat=True) for e in errs or []]
-    return not [e for e in errors if e.get("detector") == detector]
+    return not detector_errors_of(tenant, detector)
 
 
 def invoice(event_type, at, invoice_id="in_NEG", total=-1500, currency="usd", customer="cus_A", **kw):

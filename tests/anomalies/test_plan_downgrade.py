@@ -4,9 +4,9 @@ from datetime import timedelta
 import pytest
 
 from anomalies.detectors.plan_downgrade import monthly_change
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, process, reprocess_all, store
+from tests.anomalies.events import T0, anomalies_of, event, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +58,7 @@ def updated(at, now, before, *, sub="sub_A", customer="cus_A", shape="items", **
 
 
 def anomalies(tenant):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector="plan_downgrade").order_by("id"))
+    return anomalies_of(tenant, "plan_downgrade")
 
 
 def test_a_large_downgrade_fires(acme):

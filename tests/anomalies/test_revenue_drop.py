@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from anomalies import engine
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from anomalies.scans import backtest
 from tenants.scope import tenant_scope
-from tests.anomalies.events import event, store
+from tests.anomalies.events import anomalies_of, event, store
 
 pytestmark = pytest.mark.django_db
 
@@ -73,8 +73,7 @@ def scan(tenant, as_of=AS_OF):
 
 
 def anomalies(tenant, **filters):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector="revenue_drop", **filters).order_by("id"))
+    return anomalies_of(tenant, "revenue_drop", **filters)
 
 
 def set_thresholds(tenant, **values):

@@ -4,11 +4,10 @@ import pytest
 
 from anomalies.detectors.silent_lapse import add_interval
 from anomalies.engine import run_scans
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from anomalies.scans import backtest
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, process, reprocess_all, store
-from webhooks.models import StripeEvent
+from tests.anomalies.events import T0, anomalies_of, detector_errors_of, event, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
@@ -18,15 +17,11 @@ DUE = MONTH_END + 3 * DAY  # one interval + 3 days of grace after the period beg
 
 
 def anomalies(tenant, detector="silent_lapse"):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector=detector).order_by("id"))
+    return anomalies_of(tenant, detector)
 
 
 def no_detector_errors(tenant, detector="silent_lapse"):
-    """This detector never raised on any stored event (other detectors are not this file's business)."""
-    with tenant_scope(tenant):
-        errors = [e for errs in StripeEvent.objects.values_list("detector_errors", flat=True) for e in errs or []]
-    return not [e for e in errors if e.get("detector") == detector]
+    return not detector_errors_of(tenant, detector)
 
 
 def scan(tenant, as_of):

@@ -4,9 +4,9 @@ from datetime import timedelta
 import pytest
 
 from anomalies.detectors.webhook_lag import EVENT_TYPES
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from tenants.scope import tenant_scope
-from tests.anomalies.events import T0, event, minutes, process, reprocess_all, store
+from tests.anomalies.events import T0, anomalies_of, event, minutes, process, reprocess_all, store
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +24,7 @@ def deliver(tenant, *deliveries, source="webhook"):
 
 
 def anomalies(tenant):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector="webhook_lag").order_by("id"))
+    return anomalies_of(tenant, "webhook_lag")
 
 
 def steady(count=18, start=T0, delay=5, **kw):

@@ -4,10 +4,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from anomalies import engine
-from anomalies.models import Anomaly, DetectorConfig
+from anomalies.models import DetectorConfig
 from anomalies.scans import backtest
 from tenants.scope import tenant_scope
-from tests.anomalies.events import event, store
+from tests.anomalies.events import anomalies_of, event, store
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +41,7 @@ def scan(tenant, as_of):
 
 
 def anomalies(tenant):
-    with tenant_scope(tenant):
-        return list(Anomaly.objects.filter(detector="webhook_silence").order_by("id"))
+    return anomalies_of(tenant, "webhook_silence")
 
 
 def test_a_silence_far_longer_than_usual_fires(acme):

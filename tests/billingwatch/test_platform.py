@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection
 
-from billingwatch.demo import DEMO_WEBHOOK_SECRET, ensure_demo
 from anomalies.models import Anomaly
+from billingwatch.demo import DEMO_WEBHOOK_SECRET, ensure_demo
 from tenants.scope import tenant_scope
 from tests.conftest import load_fixture_event, post_event
 from webhooks.models import StripeEvent
