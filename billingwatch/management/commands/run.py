@@ -27,6 +27,8 @@ class Command(BaseCommand):
     def handle(self, *args, bind: str, web_workers: int, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        self.stdout.write("Preparing the demo tenant (the first run imports 30 days of simulated history)…")
+        self.stdout.flush()
         info = ensure_demo()
         base = f"http://{bind}"
         processes = [
