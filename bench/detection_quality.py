@@ -84,8 +84,16 @@ def anomalies_of(tenant) -> list:
 
 
 def matches(anomaly, label) -> bool:
+    """The anomaly is this injection's: same detector, and caused by its events or at its time and customer.
+
+    An injection may rightly raise a second anomaly of its detector later (a
+    750.00 refund that, with two small ones the following week, also lifts the
+    7-day refund share): its evidence then names the injected events.
+    """
     if anomaly.detector != label["detector"] and anomaly.detector not in label.get("may_also_fire", []):
         return False
+    if set(label.get("event_ids", [])) & set(anomaly.evidence.get("event_ids", [])):
+        return True
     at = datetime.fromisoformat(label["at"].replace("Z", "+00:00"))
     if not (at - MATCH_BEFORE <= anomaly.first_seen_at <= at + MATCH_AFTER):
         return False
