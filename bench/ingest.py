@@ -19,9 +19,10 @@ What it does, end to end (nothing is left behind):
 The load generator is built not to be the bottleneck: every request's bytes
 (raw HTTP/1.1, signed with the tenant's secret) are built before the clock
 starts, and --clients forked processes each drive their share of the
---concurrency connections with asyncio protocols (keep-alive where the server
-allows it; gunicorn's sync workers close every connection, so the client then
-reconnects and the connect time counts in that request's latency). The CPU
+--concurrency connections through non-blocking sockets on one epoll selector
+(keep-alive where the server allows it; gunicorn's sync workers close every
+connection, so the client then reconnects and the connect time counts in that
+request's latency). The CPU
 time of the client, gunicorn, PostgreSQL and everything else on the machine is
 reported per phase so one can see who used the two cores.
 
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import array
-import asyncio
 import hashlib
 import hmac
 import json
@@ -45,6 +45,7 @@ import multiprocessing as mp
 import os
 import random
 import secrets
+import selectors
 import signal
 import socket
 import subprocess
@@ -119,13 +120,15 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int, which: str = "both") -> int:
+    """utime + stime (or only "user" / "system") of a process, in clock ticks."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             fields = fh.read().rsplit(b")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        user, system = int(fields[11]), int(fields[12])
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return 0
+    return user if which == "user" else system if which == "system" else user + system
 
 
 def comm_of(pid: int) -> str:
@@ -158,6 +161,15 @@ def wait_for_idle(max_wait: float, busy_limit: float = 0.15) -> float:
         log(f"machine {share * 100:.0f} % busy, waiting for it to calm down")
 
 
+def cpu_calibration(iterations: int = 5_000_000) -> float:
+    """CPU seconds a plain Python loop takes here: this machine's speed varies with its neighbours."""
+    start = time.process_time()
+    total = 0
+    for i in range(iterations):
+        total += i
+    return time.process_time() - start
+
+
 def all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
@@ -173,6 +185,7 @@ class CpuMeter:
         pids = all_pids()
         return {
             "gunicorn": {pid: cpu_ticks(pid) for pid in gunicorn},
+            "gunicorn_system": {pid: cpu_ticks(pid, "system") for pid in gunicorn},
             "postgres": {pid: cpu_ticks(pid) for pid in pids if comm_of(pid) == "postgres"},
             "redis": {pid: cpu_ticks(pid) for pid in pids if comm_of(pid).startswith("redis-server")},
             "machine": machine_ticks(),
@@ -185,7 +198,7 @@ class CpuMeter:
     def stop(self) -> dict:
         after = self._snapshot()
         result = {}
-        for group in ("gunicorn", "postgres", "redis"):
+        for group in ("gunicorn", "gunicorn_system", "postgres", "redis"):
             before = self.before[group]
             result[group] = sum(after[group][pid] - before.get(pid, 0) for pid in after[group]) / CLK_TCK
         busy = (after["machine"][0] - self.before["machine"][0]) / CLK_TCK
@@ -240,68 +253,33 @@ class RssSampler(threading.Thread):
 # --- the load generator (runs in forked client processes) ---------------------------
 
 
-class _Conn(asyncio.Protocol):
-    """One HTTP/1.1 connection; parses status line, headers and a Content-Length body."""
-
-    def __init__(self):
-        self.transport = None
-        self.buf = bytearray()
-        self.waiter: asyncio.Future | None = None
-        self.closed = False
-        self.got_bytes = False
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.got_bytes = True
-        self.buf += data
-        if self.waiter is not None:
-            self._try_complete(eof=False)
-
-    def connection_lost(self, exc):
-        self.closed = True
-        if self.waiter is not None:
-            self._try_complete(eof=True)
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(ConnectionError("connection closed before a full response"))
-                self.waiter = None
-
-    def _try_complete(self, eof: bool) -> None:
-        buf = self.buf
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        head = bytes(buf[:end]).split(b"\r\n")
-        status = int(head[0][9:12])
-        length = None
-        close = head[0].startswith(b"HTTP/1.0")
-        for line in head[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection":
-                close = value.strip().lower() == b"close"
-        start = end + 4
-        if length is None:
-            if not eof:
-                return  # body runs until the server closes
-            length = len(buf) - start
-            close = True
-        if len(buf) - start < length:
-            return
-        body = bytes(buf[start : start + length])
-        del buf[: start + length]
-        waiter, self.waiter = self.waiter, None
-        if not waiter.done():
-            waiter.set_result((status, body, close))
-
-    def request(self, data: bytes, loop) -> asyncio.Future:
-        self.waiter = loop.create_future()
-        self.got_bytes = False
-        self.transport.write(data)
-        return self.waiter
+def parse_response(buf: bytearray, eof: bool):
+    """(status, body, close) once `buf` holds a whole response (consumed from it), else None."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buf[:end]).split(b"\r\n")
+    status = int(head[0][9:12])
+    length = None
+    close = head[0].startswith(b"HTTP/1.0")
+    for line in head[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+    start = end + 4
+    if length is None:
+        if not eof:
+            return None  # the body runs until the server closes
+        length = len(buf) - start
+        close = True
+    if len(buf) - start < length:
+        return None
+    body = bytes(buf[start : start + length])
+    del buf[: start + length]
+    return status, body, close
 
 
 @dataclass
@@ -319,81 +297,173 @@ class ClientResult:
     errors: dict = field(default_factory=dict)
 
 
-async def _drive(port, requests, indexes, connections, timeout, deadline, result: ClientResult, go_at):
-    loop = asyncio.get_running_loop()
+class _Lane:
+    """One client connection: sends a request, reads its response, then the next one.
+
+    Non-blocking sockets on one epoll selector (no asyncio: its transports cost
+    more CPU per connection than this, and the client shares the two cores with
+    the server it measures).
+    """
+
+    __slots__ = ("sock", "reused", "got_bytes", "index", "data", "sent", "buf", "t0", "attempt", "deadline")
+
+    def __init__(self):
+        self.sock = None
+        self.reused = False
+        self.got_bytes = False
+        self.index = -1
+        self.data = b""
+        self.sent = 0
+        self.buf = bytearray()
+        self.t0 = 0.0
+        self.attempt = 0
+        self.deadline = 0.0
+
+
+def _drive(port, requests, indexes, connections, timeout, deadline, result: ClientResult, go_at):
+    sel = selectors.DefaultSelector()
+    lanes = [_Lane() for _ in range(connections)]
     position = 0
     total = len(indexes)
+    active = 0
     dup_marker = b'"duplicate": true'
+    perf = time.perf_counter
 
-    async def lane():
-        nonlocal position
-        conn: _Conn | None = None
-        while position < total:
-            if time.perf_counter() > deadline:
-                break
-            i = indexes[position]
-            position += 1
-            data = requests[i]
-            t0 = time.perf_counter()
-            status, body = -1, b""
-            for attempt in (0, 1):
-                reused = conn is not None
-                try:
-                    if conn is None or conn.closed:
-                        _, conn = await loop.create_connection(_Conn, HOST, port)
-                        result.reconnects += 1
-                        reused = False
-                    waiter = conn.request(data, loop)
-                    timer = loop.call_later(timeout, _expire, waiter)
-                    try:
-                        status, body, close = await waiter
-                    finally:
-                        timer.cancel()
-                    if close:
-                        conn.transport.close()
-                        conn = None
-                    break
-                except TimeoutError:
-                    status = -2
-                    result.errors["timeout"] = result.errors.get("timeout", 0) + 1
-                    conn.transport.close()
-                    conn = None
-                    break
-                except (ConnectionError, OSError) as exc:
-                    got_bytes = conn is not None and conn.got_bytes
-                    if conn is not None:
-                        conn.transport.close()
-                    conn = None
-                    # A kept-alive connection the server closed while idle: send again
-                    # on a new one, like every HTTP client does.
-                    if reused and not got_bytes and attempt == 0:
-                        result.stale_retries += 1
-                        continue
-                    status = -1
-                    key = type(exc).__name__
-                    result.errors[key] = result.errors.get(key, 0) + 1
-                    break
-            t1 = time.perf_counter()
-            result.index.append(i)
-            result.status.append(status)
-            result.duplicate.append(1 if status == 200 and dup_marker in body else 0)
-            result.latency.append(t1 - t0)
-        if conn is not None:
-            conn.transport.close()
+    def close(lane):
+        if lane.sock is not None:
+            try:
+                sel.unregister(lane.sock)
+            except (KeyError, ValueError):
+                pass
+            lane.sock.close()
+            lane.sock = None
 
-    # Start together with the other client processes.
-    delay = go_at - time.perf_counter()
+    def send(lane):
+        """(Re)send the lane's current request, on a new connection if it has none."""
+        lane.buf.clear()
+        lane.sent = 0
+        lane.got_bytes = False
+        if lane.sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.connect_ex((HOST, port))  # EINPROGRESS: writable once connected
+            lane.sock = sock
+            lane.reused = False
+            result.reconnects += 1
+            sel.register(sock, selectors.EVENT_WRITE, lane)
+        else:
+            # Kept alive: write at once; wait for writability only if the buffer is full.
+            lane.reused = True
+            try:
+                lane.sent = lane.sock.send(lane.data)
+            except (BlockingIOError, InterruptedError):
+                lane.sent = 0
+            except OSError:
+                lane.sent = 0  # the error shows again on the next send or recv
+            sel.modify(lane.sock, selectors.EVENT_READ if lane.sent >= len(lane.data) else selectors.EVENT_WRITE, lane)
+
+    def start_next(lane) -> bool:
+        nonlocal position, active
+        if position >= total or perf() > deadline:
+            close(lane)
+            return False
+        i = indexes[position]
+        position += 1
+        lane.index = i
+        lane.data = requests[i]
+        lane.attempt = 0
+        lane.t0 = perf()
+        lane.deadline = lane.t0 + timeout
+        active += 1
+        send(lane)
+        return True
+
+    def finish(lane, status, body=b"", error=None):
+        nonlocal active
+        active -= 1
+        result.index.append(lane.index)
+        result.status.append(status)
+        result.duplicate.append(1 if status == 200 and dup_marker in body else 0)
+        result.latency.append(perf() - lane.t0)
+        if error is not None:
+            result.errors[error] = result.errors.get(error, 0) + 1
+
+    def failed(lane, error):
+        # A kept-alive connection the server closed while idle: send again on a
+        # new one, as every HTTP client does. Anything else is an error.
+        close(lane)
+        if lane.reused and not lane.got_bytes and lane.attempt == 0:
+            lane.attempt = 1
+            result.stale_retries += 1
+            send(lane)
+            return
+        finish(lane, -1, error=error)
+        start_next(lane)
+
+    delay = go_at - perf()
     if delay > 0:
-        await asyncio.sleep(delay)
-    result.t_start = time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(connections)))
-    result.t_end = time.perf_counter()
+        time.sleep(delay)
+    result.t_start = perf()
+    next_timeout_check = result.t_start + 0.1
+    for lane in lanes:
+        start_next(lane)
+    while active:
+        events = sel.select(0.05)
+        for key, mask in events:
+            lane = key.data
+            sock = lane.sock
+            if sock is None:
+                continue
+            if mask & selectors.EVENT_WRITE:
+                try:
+                    if not lane.reused and lane.sent == 0:
+                        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if err:
+                            raise OSError(err, os.strerror(err))
+                    lane.sent += sock.send(lane.data[lane.sent :] if lane.sent else lane.data)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    failed(lane, type(exc).__name__)
+                    continue
+                if lane.sent >= len(lane.data):
+                    sel.modify(sock, selectors.EVENT_READ, lane)
+                continue
+            try:
+                chunk = sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                failed(lane, type(exc).__name__)
+                continue
+            if chunk:
+                lane.got_bytes = True
+                lane.buf += chunk
+            answer = parse_response(lane.buf, eof=not chunk)
+            if answer is None:
+                if not chunk:
+                    failed(lane, "ConnectionClosed")
+                continue
+            status, body, must_close = answer
+            finish(lane, status, body)
+            if must_close:
+                close(lane)
+            start_next(lane)
+        now = perf()
+        if now >= next_timeout_check:
+            next_timeout_check = now + 0.1
+            for lane in lanes:
+                if lane.sock is not None and lane.deadline < now:
+                    close(lane)
+                    lane.deadline = float("inf")
+                    finish(lane, -2, error="timeout")
+                    start_next(lane)
+    for lane in lanes:
+        close(lane)
+    sel.close()
+    result.t_end = perf()
     result.unsent = total - position
-
-
-def _expire(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 def _client_main(port, requests, indexes, connections, timeout, max_seconds, ready, go, conn_out):
@@ -404,9 +474,7 @@ def _client_main(port, requests, indexes, connections, timeout, max_seconds, rea
         go.wait(timeout=60)
         go_at = go_time.value
         t_cpu = time.process_time()
-        asyncio.run(
-            _drive(port, requests, indexes, connections, timeout, go_at + max_seconds, result, go_at)
-        )
+        _drive(port, requests, indexes, connections, timeout, go_at + max_seconds, result, go_at)
         result.cpu = time.process_time() - t_cpu
         conn_out.send(
             {
@@ -481,7 +549,7 @@ def start_py_spy(output: str, gunicorn_pid: int, seconds: int) -> subprocess.Pop
     py_spy = Path(sys.executable).with_name("py-spy")
     command = [
         str(py_spy), "record", "--pid", str(gunicorn_pid), "--subprocesses", "--nonblocking",
-        "--rate", "250", "--format", "raw", "--output", output, "--duration", str(seconds),
+        "--rate", "100", "--format", "raw", "--output", output, "--duration", str(seconds),
     ]
     log("profiling: " + " ".join(command))
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -900,7 +968,8 @@ def print_report(args, health: PhaseResult, hooks: PhaseResult, check: dict, mar
     config = (
         f"{describe_server(args)}; PostgreSQL; rate limiter in {limiter}, 100000/s burst 100000; "
         f"{args.tenants} tenants; {args.concurrency} connections from {args.clients} client processes; "
-        f"{args.requests:,} requests per endpoint; {args.duplicates * 100:g} % duplicates"
+        f"{args.requests:,} requests per endpoint; {args.duplicates * 100:g} % duplicates; "
+        f"CPU speed check: a 5M-iteration Python loop took {args.calibration:.2f} s"
     )
     if markdown:
         print(f"\n{config}\n")
@@ -908,6 +977,16 @@ def print_report(args, health: PhaseResult, hooks: PhaseResult, check: dict, mar
         print("|" + "|".join(["---"] + ["---:"] * (len(HEADERS) - 1)) + "|")
         for phase in (health, hooks):
             print("| " + " | ".join(phase_row(phase)) + " |")
+        print()
+        print("| CPU per request (ms) | gunicorn (of it kernel) | PostgreSQL | Redis | client |")
+        print("|---|---:|---:|---:|---:|")
+        for phase in (health, hooks):
+            n = max(1, len(phase.status))
+            cpu = phase.cpu
+            print(
+                f"| {phase.name} | {cpu['gunicorn'] / n * 1000:.2f} ({cpu['gunicorn_system'] / n * 1000:.2f}) "
+                f"| {cpu['postgres'] / n * 1000:.2f} | {cpu['redis'] / n * 1000:.2f} | {phase.client_cpu / n * 1000:.2f} |"
+            )
         print()
         print("| target | measured | met |")
         print("|---|---:|:---:|")
@@ -977,6 +1056,12 @@ def parse_args(argv=None):
                         help="sample the gunicorn workers with py-spy during the webhook phase (collapsed stacks)")
     parser.add_argument("--wait-idle", type=float, default=120.0, metavar="SECONDS",
                         help="first wait up to this long for the machine to be idle (default 120)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="run again (from scratch) up to this many times when other processes used more "
+                             "than --max-other-cpu of the machine during a run (default 2)")
+    parser.add_argument("--max-other-cpu", type=float, default=0.10, metavar="SHARE",
+                        help="share of the machine's CPU other processes may use during a clean run (default 0.10)")
+    parser.add_argument("--attempt-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help="random seed of the request plan")
     parser.add_argument("--keep-database", action="store_true", help="do not drop the database at the end")
     args = parser.parse_args(argv)
@@ -992,8 +1077,28 @@ def parse_args(argv=None):
     return args
 
 
+EXIT_CONTAMINATED = 3
+
+
 def main(argv=None) -> int:
+    """Run the benchmark; run it again (up to --retries times) when other processes took the CPU meanwhile."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    if args.attempt_only:
+        return run_once(args)
+    code = EXIT_CONTAMINATED
+    for attempt in range(1 + args.retries):
+        if attempt:
+            log(f"other processes used the CPU during the run: attempt {attempt + 1} of {1 + args.retries}")
+        child = subprocess.run([sys.executable, __file__, *argv, "--attempt-only"], stdout=subprocess.PIPE, text=True)
+        code = child.returncode
+        if code != EXIT_CONTAMINATED or attempt == args.retries:
+            sys.stdout.write(child.stdout)
+            break
+    return code
+
+
+def run_once(args) -> int:
     fixture = json.loads(args.fixture.read_text())
     db_name = f"bench_ingest_{os.getpid()}"
     admin_url = with_dbname(args.database_url, "postgres")
@@ -1048,7 +1153,8 @@ def main(argv=None) -> int:
             raise RuntimeError(f"warm-up failed: {warm.status_counts()}")
 
         busy = wait_for_idle(args.wait_idle)
-        log(f"machine {busy * 100:.0f} % busy before the run")
+        args.calibration = cpu_calibration()
+        log(f"machine {busy * 100:.0f} % busy before the run; 5M-iteration Python loop: {args.calibration:.2f} s CPU")
         log(f"phase 1: {args.requests:,} × GET /healthz")
         health = run_phase("GET /healthz", port, build_healthz_requests(args.requests, port), args.concurrency,
                            args.clients, args.timeout, args.max_seconds, proc.pid)
@@ -1067,6 +1173,13 @@ def main(argv=None) -> int:
         met = print_report(args, health, hooks, check, args.markdown)
         if profile_dir:
             log(f"profiles in {profile_dir}: python -m pstats {profile_dir}/worker-<pid>.prof")
+        contamination = max(phase.other_cpu / (phase.cpu["machine_total"] or 1) for phase in (health, hooks))
+        if contamination > args.max_other_cpu:
+            print(
+                f"\nWARNING: other processes used {contamination * 100:.0f} % of the machine during this run "
+                f"(limit {args.max_other_cpu * 100:.0f} %): these numbers are not clean."
+            )
+            return EXIT_CONTAMINATED
         return 0 if met else 1
     finally:
         if proc is not None:
