@@ -181,6 +181,9 @@ BILLINGWATCH_WEBHOOK_MAX_BYTES = env.int("BILLINGWATCH_WEBHOOK_MAX_BYTES", defau
 # Stripe-Signature timestamps further than this from our clock are refused
 # (both directions: stripe-python only checks the past).
 BILLINGWATCH_SIGNATURE_TOLERANCE_SECONDS = env.int("BILLINGWATCH_SIGNATURE_TOLERANCE_SECONDS", default=300)
+# Each web process keeps an endpoint's tenant and secrets this long (0: off);
+# a change made elsewhere reaches every process within this many seconds.
+BILLINGWATCH_ENDPOINT_CACHE_SECONDS = env.float("BILLINGWATCH_ENDPOINT_CACHE_SECONDS", default=5.0)
 # Per-tenant webhook rate limit (token bucket), overridable per tenant.
 BILLINGWATCH_RATE_LIMIT_PER_SECOND = env.float("BILLINGWATCH_RATE_LIMIT_PER_SECOND", default=100.0)
 BILLINGWATCH_RATE_LIMIT_BURST = env.int("BILLINGWATCH_RATE_LIMIT_BURST", default=1000)

@@ -70,3 +70,13 @@ def _plain_static_storage(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_endpoint_cache():
+    """Each test starts with an empty per-process endpoint cache, as a new web worker would."""
+    from webhooks import endpoint_cache
+
+    endpoint_cache.clear()
+    yield
+    endpoint_cache.clear()

@@ -17,7 +17,7 @@ from django.db import DatabaseError, DataError, transaction
 from django.utils import timezone
 
 from tenants.scope import tenant_scope
-from webhooks import ratelimit
+from webhooks import endpoint_cache, ratelimit
 from webhooks.models import RejectionReason, StripeEvent, WebhookEndpoint
 from webhooks.payloads import NotAStripeEvent, read_event, validate_event
 from webhooks.signature import SignatureRejected, verify_signature
@@ -41,30 +41,27 @@ def _error(status: int, message: str, **headers) -> IngestResult:
     return IngestResult(status, {"received": False, "error": message}, headers)
 
 
-def find_endpoint(token: str) -> WebhookEndpoint | None:
-    # Unscoped on purpose: the token is what tells us the tenant.
-    return WebhookEndpoint.all_tenants.select_related("tenant").filter(token=token).first()
-
-
 def receive_webhook(token: str, body: bytes, signature_header: str | None) -> IngestResult:
     try:
-        endpoint = find_endpoint(token)
+        cached = endpoint_cache.lookup(token)
     except DatabaseError:
         logger.exception("webhook endpoint lookup failed")
         return _error(503, "storage unavailable, retry later", **{"Retry-After": "30"})
-    if endpoint is None:
+    if cached is None:
         return _error(404, "unknown webhook endpoint")
+    endpoint = cached.endpoint
     with tenant_scope(endpoint.tenant):
         try:
             with transaction.atomic():
-                return _receive_for_endpoint(endpoint, body, signature_header)
+                return _receive_for_endpoint(cached, body, signature_header)
         except DatabaseError:
             logger.exception("storing webhook for tenant %s failed", endpoint.tenant.slug)
             return _error(503, "storage unavailable, retry later", **{"Retry-After": "30"})
 
 
-def _receive_for_endpoint(endpoint: WebhookEndpoint, body: bytes, signature_header: str | None) -> IngestResult:
+def _receive_for_endpoint(cached: endpoint_cache.CachedEndpoint, body: bytes, signature_header: str | None):
     """Runs in one transaction: the rate-limit token, the counters and the event commit together."""
+    endpoint = cached.endpoint
     if not endpoint.enabled:
         count_rejection(endpoint, RejectionReason.ENDPOINT_DISABLED)
         return _error(404, "unknown webhook endpoint")
@@ -83,9 +80,10 @@ def _receive_for_endpoint(endpoint: WebhookEndpoint, body: bytes, signature_head
         count_rejection(endpoint, RejectionReason.INVALID_JSON)
         return _error(400, "body is not UTF-8 text")
     now = timezone.now()
-    secrets = [s.secret for s in endpoint.signing_secrets.all() if s.is_active(now)]
     try:
-        verify_signature(body_text, signature_header, secrets, settings.BILLINGWATCH_SIGNATURE_TOLERANCE_SECONDS)
+        verify_signature(
+            body_text, signature_header, cached.active_secrets(now), settings.BILLINGWATCH_SIGNATURE_TOLERANCE_SECONDS
+        )
     except SignatureRejected as rejected:
         count_rejection(endpoint, rejected.reason)
         return _error(400, rejected.message)
@@ -118,4 +116,5 @@ def _receive_for_endpoint(endpoint: WebhookEndpoint, body: bytes, signature_head
         return _error(400, "payload contains values that cannot be stored")
     if endpoint.last_received_at is None or now - endpoint.last_received_at >= LAST_RECEIVED_RESOLUTION:
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(last_received_at=now)
+        endpoint.last_received_at = now  # the cached copy too, so the next request skips the write
     return IngestResult(200, {"received": True, "duplicate": new_id is None})
