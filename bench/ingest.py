@@ -717,8 +717,7 @@ def plan_webhooks(fixture: dict, tenants: list[BenchTenant], count: int, duplica
     per_client = [list(range(c, count, clients)) for c in range(clients)]
     gap = 4 * concurrency
     dup_total = round(count * duplicates)
-    # Spread the duplicates evenly through each client's sequence (after the first `gap`).
-    dup_positions: set[int] = set()
+    # Duplicates at random positions through each client's sequence (after its first `gap`).
     candidates = [i for c in per_client for pos, i in enumerate(c) if pos >= gap]
     if dup_total > len(candidates):
         raise SystemExit("too many duplicates for this few requests")
@@ -893,6 +892,13 @@ def check_database(plan: Plan, tenants: list[BenchTenant], phase: PhaseResult) -
         doubled_rows = cursor.fetchone()[0]
         cursor.execute("SELECT status, count(*) FROM webhooks_stripeevent GROUP BY status")
         by_status = dict(cursor.fetchall())
+        # Writes per table during the run (this database is fresh, so these are the run's own).
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname IN "
+            "('webhooks_webhookendpoint', 'webhooks_ratelimitbucket', 'webhooks_stripeevent', 'webhooks_webhookrejection')"
+        )
+        table_writes = {name: {"inserts": i, "updates": u, "hot_updates": h} for name, i, u, h in cursor.fetchall()}
     in_db = set(rows)
     sent_ids = {(tenants[t].pk, e) for t, e in zip(plan.tenant_of, plan.event_id)}
     return {
@@ -907,6 +913,7 @@ def check_database(plan: Plan, tenants: list[BenchTenant], phase: PhaseResult) -
         "new_answered_twice": sum(1 for n in accepted_new.values() if n > 1),
         "rows_without_new_answer": len(in_db - set(accepted_new)),
         "rows_by_status": by_status,
+        "table_writes": table_writes,
         "ok": (
             len(rows) == len(accepted_any)
             and doubled_rows == 0
@@ -999,6 +1006,11 @@ def print_report(args, health: PhaseResult, hooks: PhaseResult, check: dict, mar
             f"{check['duplicate_requests_planned']:,} duplicate requests; {check['lost']} lost; "
             f"{check['not_new_but_stored_twice']} stored twice; {check['new_answered_twice']} answered as new twice; "
             f"{check['rows_without_new_answer']} rows without a 200 \"duplicate\": false answer."
+        )
+        endpoint_updates = check["table_writes"].get("webhooks_webhookendpoint", {}).get("updates", 0)
+        print(
+            f"\nWrites during the run: {endpoint_updates:,} UPDATEs of webhooks_webhookendpoint "
+            f"(last_received_at) for {len(hooks.status):,} webhooks; all: {json.dumps(check['table_writes'])}"
         )
     else:
         print(config)

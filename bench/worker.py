@@ -24,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -292,6 +293,16 @@ def drain_with_processes(db_url: str, batch_size: int, processes: int, timeout: 
                 "DJANGO_SETTINGS_MODULE": "billingwatch.settings", "BENCH_EMPTY_REGISTRY": "1" if empty else "0"})
     env.pop("CACHE_URL", None)
     pg_before = {pid: cpu_ticks(pid) for pid in postgres_pids()}
+    # The workers' PostgreSQL backends exit with them: sample their CPU while they live.
+    pg_last: dict[int, int] = dict(pg_before)
+    stop = threading.Event()
+
+    def sample_postgres():
+        while not stop.wait(0.2):
+            for pid in postgres_pids():
+                pg_last[pid] = max(pg_last.get(pid, 0), cpu_ticks(pid))
+
+    sampler = threading.Thread(target=sample_postgres, daemon=True)
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -300,6 +311,7 @@ def drain_with_processes(db_url: str, batch_size: int, processes: int, timeout: 
         )
         for _ in range(processes)
     ]
+    sampler.start()
     outputs = []
     for proc in procs:
         try:
@@ -311,7 +323,11 @@ def drain_with_processes(db_url: str, batch_size: int, processes: int, timeout: 
             raise RuntimeError(f"worker failed ({proc.returncode}): {err[-2000:]}")
         outputs.append(out)
     wall = time.perf_counter() - start
-    pg_cpu = sum(cpu_ticks(pid) - pg_before.get(pid, 0) for pid in postgres_pids()) / CLK_TCK
+    stop.set()
+    sampler.join()
+    for pid in postgres_pids():
+        pg_last[pid] = max(pg_last.get(pid, 0), cpu_ticks(pid))
+    pg_cpu = sum(ticks - pg_before.get(pid, 0) for pid, ticks in pg_last.items()) / CLK_TCK
     counts = [int(out.split("processed")[1].split()[0]) for out in outputs]
     # The worker processes' own CPU: their rusage, collected by the OS when they were reaped.
     import resource
@@ -412,7 +428,8 @@ def main(argv=None) -> int:
     backend = "PostgreSQL 15" if db.vendor == "postgresql" else "SQLite (WAL, synchronous=FULL)"
     config = (
         f"{backend}; {mode}; {args.events:,} events over {args.tenants} tenants; batch size {args.batch_size}; "
-        f"{'detectors as registered' if args.with_detectors else 'empty detector registry'}; CPU speed check: a 5M-iteration Python loop took {calibration:.2f} s"
+        f"{'detectors as registered' if args.with_detectors else 'empty detector registry'}; "
+        f"CPU speed check: a 5M-iteration Python loop took {calibration:.2f} s"
     )
     if args.processes:
         claims = "-"
