@@ -18,10 +18,11 @@ detection, so its rules hold for every detector:
 
 import hashlib
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from anomalies import lifecycle
 from anomalies.detectors.base import DetectorContext, Finding, Recovery
@@ -39,6 +40,14 @@ class DetectorSettings:
 
     enabled: dict[str, bool] = field(default_factory=dict)
     thresholds: dict[str, dict] = field(default_factory=dict)
+    _contexts: dict[tuple, DetectorContext] = field(default_factory=dict, repr=False)
+
+    def context(self, tenant, livemode: bool, detector: str) -> DetectorContext:
+        """One context per (tenant, mode, detector) for as long as these settings live (a batch)."""
+        key = (tenant.pk, livemode, detector)
+        if key not in self._contexts:
+            self._contexts[key] = DetectorContext(tenant, livemode, self.thresholds[detector], detector)
+        return self._contexts[key]
 
     @classmethod
     def for_tenant(cls, tenant) -> "DetectorSettings":
@@ -71,7 +80,7 @@ def evaluate_event(event, settings: DetectorSettings | None = None) -> Outcome:
         name = detector_class.name
         if not settings.enabled[name]:
             continue
-        ctx = DetectorContext(event.tenant, event.livemode, settings.thresholds[name])
+        ctx = settings.context(event.tenant, event.livemode, name)
         _run(name, lambda d=detector_class, c=ctx: d().evaluate(c, event), ctx, outcome)
     return outcome
 
@@ -88,16 +97,27 @@ def run_scans(tenant, as_of: datetime, settings: DetectorSettings | None = None,
         if (only and name != only) or not settings.enabled[name]:
             continue
         for livemode in sorted(modes):
-            ctx = DetectorContext(tenant, livemode, settings.thresholds[name])
+            ctx = settings.context(tenant, livemode, name)
             _run(name, lambda d=detector_class, c=ctx: d().scan(c, as_of), ctx, outcome)
     return outcome
 
 
 def _run(name: str, produce, ctx: DetectorContext, outcome: Outcome) -> None:
+    """Run one rule: read first, then write its findings in one transaction.
+
+    Detectors only read, and most runs find nothing, so the reads run without a
+    transaction of their own (a savepoint per detector per event was most of the
+    statements the worker sent). Inside a caller's transaction they get a
+    savepoint after all: a failed query there would abort the caller's work.
+    """
     try:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            items = list(produce() or ())
+        if not items:
+            return
         with transaction.atomic():
             local = Outcome()
-            for item in produce() or ():
+            for item in items:
                 if isinstance(item, Recovery):
                     _apply_recovery(ctx, name, item, local)
                 else:
@@ -156,6 +176,7 @@ def _upsert(ctx, detector: str, finding: Finding, key_hash: str, outcome: Outcom
             occurrences=1,
         )
         outcome.opened.append(anomaly)
+        ctx.note_anomaly(finding.fingerprint, active=True)
     else:
         escalated = SEVERITY_RANK[finding.severity] > SEVERITY_RANK[anomaly.severity]
         anomaly.occurrences += 1
@@ -193,3 +214,4 @@ def _apply_recovery(ctx, detector: str, recovery: Recovery, outcome: Outcome) ->
     outcome.recovered.append(
         lifecycle.change_status(anomaly, "resolve", actor_label=lifecycle.SYSTEM, reason=recovery.reason)
     )
+    ctx.note_anomaly(recovery.fingerprint, active=False)

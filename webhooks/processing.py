@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from anomalies import engine
@@ -78,11 +77,13 @@ def _process_for_tenant(tenant: Tenant, items: list[ClaimedEvent]) -> tuple[int,
             done.append(item.id)
             continue
         event.tenant = tenant
+        # No transaction around the event: detectors only read, the engine writes each
+        # rule's findings atomically, and a finding applied twice (after a retry) is
+        # recognised by its occurrence key.
         try:
-            with transaction.atomic():
-                outcome = engine.evaluate_event(event, detector_settings)
-                if outcome.errors or event.detector_errors:
-                    StripeEvent.objects.filter(pk=event.pk).update(detector_errors=outcome.errors)
+            outcome = engine.evaluate_event(event, detector_settings)
+            if outcome.errors or event.detector_errors:
+                StripeEvent.objects.filter(pk=event.pk).update(detector_errors=outcome.errors)
         except Exception:
             logger.exception("processing event %s failed", event.stripe_id)
             failures.append((item, traceback.format_exc(limit=5)[-4000:]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, ClassVar
 
 from anomalies.models import Severity
@@ -71,17 +72,66 @@ class Recovery:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DetectorContext:
+    """What a rule may read. The engine keeps one per (tenant, mode, detector) for a whole
+    worker batch, so the per-batch helpers below remember across the batch's events."""
+
     tenant: Any
     livemode: bool
     thresholds: dict[str, int | float]
+    detector: str = ""
+    _seen: set = field(default_factory=set, compare=False, repr=False)
 
     def events(self):
         """The tenant's events in this mode: the only data a detector reads."""
+        # A fresh clone of one prepared queryset: building the filter anew for every
+        # query was a measurable share of the worker's time.
+        return self._events.all()
+
+    @cached_property
+    def _events(self):
         from webhooks.models import StripeEvent
 
-        return StripeEvent.objects.filter(tenant=self.tenant, livemode=self.livemode)
+        return StripeEvent.objects.filter(tenant_id=self.tenant.pk, livemode=self.livemode)
+
+    def first_in_batch(self, key) -> bool:
+        """True the first time `key` comes up in this batch, False after.
+
+        Every event of a batch is stored before the first is evaluated, so a rule
+        whose result depends only on stored rows (not on which event triggered it)
+        gives the same answer for every event of one invoice, say: it can skip the
+        repeats. Findings are idempotent anyway; this only saves the queries.
+        """
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+    def has_active_anomaly(self, fingerprint: str) -> bool:
+        """Whether this rule has an open, acknowledged or snoozed anomaly with this fingerprint.
+
+        Read once per context (a batch) and kept current by the engine's own opens and
+        resolves, so a rule that can only resolve (a payment ending a lapse) skips its
+        queries when there is nothing to resolve. An anomaly another worker opens during
+        the batch is seen from the next batch on.
+        """
+        return fingerprint in self._active_fingerprints
+
+    def note_anomaly(self, fingerprint: str, active: bool) -> None:
+        """The engine opened (or resolved) an anomaly of this rule: keep has_active_anomaly current."""
+        if "_active_fingerprints" in self.__dict__:
+            (self._active_fingerprints.add if active else self._active_fingerprints.discard)(fingerprint)
+
+    @cached_property
+    def _active_fingerprints(self) -> set[str]:
+        from anomalies.models import ACTIVE_STATUSES, Anomaly
+
+        return set(
+            Anomaly.objects.filter(
+                tenant_id=self.tenant.pk, livemode=self.livemode, detector=self.detector, status__in=ACTIVE_STATUSES
+            ).values_list("fingerprint", flat=True)
+        )
 
 
 class Detector:

@@ -218,6 +218,8 @@ class DoubleInvoice(Detector):
             return
         if invoice_billing_reason(obj) != CYCLE:
             return
+        if not ctx.first_in_batch(event.object_id):
+            return  # the same invoice's other events in this batch see the same stored rows
         subscription = event.subscription_id
         at = _timestamp(obj.get("created")) or event.created
         invoices = self._invoices(ctx, subscription, at, event.object_id, obj)

@@ -300,3 +300,93 @@ def test_snooze_ends_by_itself(acme, open_anomaly):
         open_anomaly.refresh_from_db()
     assert open_anomaly.status == "open" and open_anomaly.snoozed_until is None
     assert history(open_anomaly)[-1] == ("snoozed", "open", "system", "snooze ended")
+
+
+class BrokenQuery(Detector):
+    """Its query fails in the database itself (not in Python)."""
+
+    name = "broken_query"
+    title = "Broken query"
+    description = "test detector whose SQL fails"
+    event_types = frozenset({"charge.failed"})
+
+    def evaluate(self, ctx, event):
+        list(ctx.events().extra(where=["no_such_column = 1"]))
+        yield from ()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_query_outside_any_transaction_does_not_stop_the_other_detectors(acme):
+    # The worker runs detectors' reads without a transaction (no savepoint per rule):
+    # a database error in one rule must still leave the connection usable for the next.
+    from webhooks.models import StripeEvent
+
+    registry.DETECTORS.clear()
+    registry.register(BrokenQuery)
+    registry.register(Bystander)
+    bad = failed(T0)
+    store(acme.tenant, bad)
+    assert process() == 1
+    with tenant_scope(acme.tenant):
+        stored = StripeEvent.objects.get(stripe_id=bad["id"])
+        assert stored.status == "processed"
+        [error] = stored.detector_errors
+        assert error["detector"] == "broken_query" and "no_such_column" in error["error"]
+        assert Anomaly.objects.filter(detector="bystander").count() == 1
+
+
+class ResolveOnly(Detector):
+    """Opens on a failure; on a success, looks for something to resolve only when it is open."""
+
+    name = "resolve_only"
+    title = "Resolve only"
+    description = "test detector using the per-batch helpers"
+    event_types = frozenset({"charge.failed", "charge.succeeded"})
+    evaluated: list = []
+
+    def evaluate(self, ctx, event):
+        fingerprint = f"customer:{event.customer_id}"
+        if event.type == "charge.failed":
+            if ctx.first_in_batch(event.customer_id):
+                self.evaluated.append(event.object_id)
+                yield Finding(fingerprint, Severity.LOW, "failed", "", event.created, event.object_id)
+        elif ctx.has_active_anomaly(fingerprint):
+            yield Recovery(fingerprint, event.created, "a charge succeeded")
+
+
+def resolve_only_anomalies(tenant):
+    with tenant_scope(tenant):
+        return list(Anomaly.objects.filter(detector="resolve_only").order_by("id"))
+
+
+def test_an_anomaly_opened_earlier_in_the_batch_is_seen_by_has_active_anomaly(acme):
+    registry.register(ResolveOnly)
+    store(acme.tenant, failed(T0, customer="cus_A"), event("charge.succeeded", T0 + minutes(5), customer="cus_A"))
+    assert process() == 2  # one batch: the failure opens, the success (later in event time) resolves
+    [anomaly] = resolve_only_anomalies(acme.tenant)
+    assert anomaly.status == "resolved"
+    # A success with nothing open resolves nothing and opens nothing.
+    store(acme.tenant, event("charge.succeeded", T0 + minutes(9), customer="cus_B"))
+    process()
+    assert [a.customer_id for a in resolve_only_anomalies(acme.tenant)] == [""]
+
+
+def test_an_anomaly_open_before_the_batch_is_seen_by_has_active_anomaly(acme):
+    registry.register(ResolveOnly)
+    store(acme.tenant, failed(T0, customer="cus_A"))
+    process()
+    store(acme.tenant, event("charge.succeeded", T0 + minutes(5), customer="cus_A"))
+    process()
+    [anomaly] = resolve_only_anomalies(acme.tenant)
+    assert anomaly.status == "resolved" and anomaly.resolved_by == "system"
+
+
+def test_first_in_batch_skips_repeats_within_a_batch_but_not_across_batches(acme):
+    registry.register(ResolveOnly)
+    ResolveOnly.evaluated.clear()
+    store(acme.tenant, failed(T0, customer="cus_A"), failed(T0 + minutes(1), customer="cus_A"),
+          failed(T0 + minutes(2), customer="cus_B"))
+    process()
+    assert len(ResolveOnly.evaluated) == 2  # once for cus_A, once for cus_B
+    reprocess_all(acme.tenant)
+    assert len(ResolveOnly.evaluated) == 4  # a new batch asks again
