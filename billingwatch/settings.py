@@ -110,6 +110,16 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     # Persistent connections: opening one per request cut ingest 5x (DESIGN.md).
     _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
     _db["CONN_HEALTH_CHECKS"] = True
+    # Server-side binding lets psycopg prepare a statement after it has run
+    # `prepare_threshold` times on a connection: the detectors' queries repeat
+    # with new values for every event, and planning them (eleven indexes on the
+    # event table) cost more than running them. Set 0 behind a transaction-mode
+    # connection pooler (PgBouncer < 1.21), which cannot keep prepared statements.
+    PG_PREPARE_THRESHOLD = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
+    if PG_PREPARE_THRESHOLD > 0:
+        _db.setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True, "prepare_threshold": PG_PREPARE_THRESHOLD}
+        )
 else:
     raise ImproperlyConfigured("DATABASE_URL must name a sqlite:// or postgres:// database")
 
