@@ -561,27 +561,51 @@ def reset_workload(ids: list[int]) -> None:
     sql_exec(f"VACUUM ANALYZE {EVENT_TABLE}")
 
 
+def profile_drain(workload_ids: list[int], path: Path) -> None:
+    """One more (untimed) drain of the workload under cProfile; the stats go to `path` and the top
+    of the cumulative listing to stderr."""
+    import cProfile
+    import pstats
+
+    from webhooks import worker
+
+    reset_workload(workload_ids)
+    from django.db import connections
+
+    connections.close_all()
+    profiler = cProfile.Profile()
+    profiler.runcall(worker.drain)
+    profiler.dump_stats(path)
+    log(f"profile of one drain written to {path}")
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+
+
 def sample_for_capture(new_tenant, workload_ids: list[int], labels: list, per_detector: int) -> list[int]:
-    """Up to `per_detector` events of each detector's types of one tenant: workload first, then
-    the injected anomalies' events, then the newest history."""
+    """Up to `per_detector` events of each detector's types of one tenant: workload events first (late
+    deliveries first, so webhook_lag runs its queries), then the events of the anomalies injected for
+    that detector, then other injected events, then the newest history."""
     from anomalies.registry import load_detectors
 
+    tenant_id = new_tenant.tenant.pk
     injected = sorted({eid for label in labels for eid in label.get("event_ids", [])})
     chosen: set[int] = set()
-    for detector in load_detectors().values():
+    for name, detector in load_detectors().items():
         if not detector.event_types:
             continue
         types = sorted(detector.event_types)
+        own = sorted({eid for label in labels if label.get("detector") == name for eid in label.get("event_ids", [])})
         picked = [r[0] for r in sql_rows(
             f"SELECT id FROM {EVENT_TABLE} WHERE tenant_id = %s AND id = ANY(%s) AND type = ANY(%s) "
-            "ORDER BY created DESC LIMIT %s", [new_tenant.tenant.pk, workload_ids, types, per_detector // 2])]
-        picked += [r[0] for r in sql_rows(
-            f"SELECT id FROM {EVENT_TABLE} WHERE tenant_id = %s AND stripe_id = ANY(%s) AND type = ANY(%s) "
-            "AND NOT id = ANY(%s) ORDER BY created LIMIT %s",
-            [new_tenant.tenant.pk, injected, types, picked, per_detector - len(picked)])]
+            "ORDER BY received_at - created > interval '5 minutes' DESC, created DESC LIMIT %s",
+            [tenant_id, workload_ids, types, per_detector // 2])]
+        for stripe_ids in (own, injected):
+            picked += [r[0] for r in sql_rows(
+                f"SELECT id FROM {EVENT_TABLE} WHERE tenant_id = %s AND stripe_id = ANY(%s) AND type = ANY(%s) "
+                "AND NOT id = ANY(%s) ORDER BY created LIMIT %s",
+                [tenant_id, stripe_ids, types, picked, max(0, per_detector - len(picked))])]
         picked += [r[0] for r in sql_rows(
             f"SELECT id FROM {EVENT_TABLE} WHERE tenant_id = %s AND type = ANY(%s) AND NOT id = ANY(%s) "
-            "ORDER BY created DESC LIMIT %s", [new_tenant.tenant.pk, types, picked, per_detector - len(picked)])]
+            "ORDER BY created DESC LIMIT %s", [tenant_id, types, picked, max(0, per_detector - len(picked))])]
         chosen.update(picked)
     return sorted(chosen)
 
@@ -805,6 +829,9 @@ def run_size(args, history: int, stream: list, lags: list, labels: list, explain
                 f"SAVEPOINT/RELEASE), {sum(drain['statement_s'].values()) / drain['wall_s'] * 100:.0f} % of the "
                 "wall time inside cursor.execute")
             result["check"] = check_workload(workload_ids)
+            if args.profile:
+                profile_drain(workload_ids, args.profile)
+                result["check"] = check_workload(workload_ids)
             log(f"check: {result['check']['processed_once']}/{len(workload_ids)} processed once, "
                 f"{result['check']['with_detector_errors']} with detector errors; anomalies {result['check']['anomalies']}")
 
@@ -862,14 +889,15 @@ def markdown_table(results: list[dict]) -> str:
     base = results[0]["drain"]["events_per_s"]
     lines = [
         "| history rows | table size (heap+TOAST+indexes) | events processed | seconds | events/s (1 worker) "
-        "| ratio to 10k (time/event) | scan pass, 100 tenants (s) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| events / (worker + PG backend CPU s) | ratio to the first row (time/event) | scan pass, all tenants (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         d = r["drain"]
+        by_cpu = d["claimed"] / (d["worker_cpu_s"] + (d["postgres_backend_cpu_s"] or 0))
         lines.append(
             f"| {r['table']['rows']:,} | {mb(r['table']['total_bytes'])} | {d['claimed']:,} | {d['wall_s']:.2f} | "
-            f"{d['events_per_s']:.0f}{'' if d['clean'] else ' (disturbed)'} | {base / d['events_per_s']:.2f}x | "
+            f"{d['events_per_s']:.0f}{'' if d['clean'] else ' (disturbed)'} | {by_cpu:.0f} | {base / d['events_per_s']:.2f}x | "
             f"{r['scan']['wall_s']:.2f}{'' if r['scan']['clean'] else ' (disturbed)'} |"
         )
     return "\n".join(lines)
@@ -952,6 +980,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-other-cpu", type=float, default=0.15,
                         help="share of the machine other processes may use during a clean measurement")
     parser.add_argument("--no-explain", action="store_true")
+    parser.add_argument("--profile", type=Path, help="after the timed drain, drain once more under cProfile into this file")
     parser.add_argument("--explain-file", type=Path, default=ROOT / "docs" / "explain-detectors.txt")
     parser.add_argument("--json", type=Path, help="write every number to this file")
     parser.add_argument("--markdown", action="store_true", help="print the results as Markdown tables")
