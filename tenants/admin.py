@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
+from tenants.accounts import set_tenant_active
 from tenants.admin_base import ScopedChangeFormMixin, TenantOwnedAdmin, TenantOwnedInline
 from tenants.models import ApiKey, Membership, Tenant
 from tenants.scope import tenant_scope
@@ -36,6 +37,24 @@ class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [WebhookEndpointInline, MembershipInline, ApiKeyInline]
+    actions = ["disable_tenants", "enable_tenants"]
+
+    @admin.action(description="Disable selected tenants (webhooks answer 403, nothing is stored)")
+    def disable_tenants(self, request, queryset):
+        self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Enable selected tenants")
+    def enable_tenants(self, request, queryset):
+        self._set_active(request, queryset, active=True)
+
+    def _set_active(self, request, queryset, active: bool):
+        changed = [tenant.slug for tenant in queryset if set_tenant_active(tenant, active)]
+        verb = "Enabled" if active else "Disabled"
+        if changed:
+            note = "" if active else " Stripe retries refused deliveries for three days: enable again within that time to lose nothing."
+            self.message_user(request, f"{verb} {len(changed)} tenant(s): {', '.join(changed)}.{note}", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Nothing to do: the selected tenants were already {verb.lower()}.", messages.INFO)
 
     def tenant_for_object(self, object_id):
         try:

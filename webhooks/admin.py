@@ -1,7 +1,11 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
 from tenants.admin_base import TenantOwnedAdmin, TenantOwnedInline, pretty_json
+from tenants.scope import tenant_scope
+from webhooks.endpoint_tokens import rotate_endpoint_token
 from webhooks.models import RateLimitBucket, SigningSecret, StripeEvent, WebhookEndpoint, WebhookRejection
 
 
@@ -42,6 +46,32 @@ class WebhookEndpointAdmin(TenantOwnedAdmin):
     readonly_fields = ["token", "path", "last_received_at", "created_at"]
     fields = ["tenant", "label", "enabled", "token", "path", "last_received_at", "created_at"]
     inlines = [SigningSecretInline]
+    actions = ["rotate_url_token"]
+
+    @admin.action(description="Rotate the URL token of selected endpoints (the old URLs stop working)")
+    def rotate_url_token(self, request, queryset):
+        """A confirmation page first (like delete): the old URL stops working at once."""
+        endpoints = list(queryset.select_related("tenant"))
+        if request.POST.get("confirmed") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Rotate webhook URL tokens?",
+                "endpoints": endpoints,
+                "opts": self.model._meta,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "action": "rotate_url_token",
+            }
+            return TemplateResponse(request, "admin/webhooks/rotate_token_confirmation.html", context)
+        for endpoint in endpoints:
+            with tenant_scope(endpoint.tenant):
+                new_path = rotate_endpoint_token(endpoint)
+            self.message_user(
+                request,
+                f"{endpoint.tenant.slug} / {endpoint.label or endpoint.pk}: new URL path {new_path} — "
+                "paste it into the Stripe dashboard now; the old URL answers 404.",
+                messages.WARNING,
+            )
+        return None
 
 
 @admin.register(SigningSecret)

@@ -1,6 +1,7 @@
 """Receiving one Stripe webhook delivery: from raw bytes to a stored, queued event.
 
-The order of checks is fixed by DESIGN.md: endpoint (404) → size (413) →
+The order of checks is fixed by DESIGN.md: endpoint (404; 403 when an operator
+has disabled the tenant) → size (413) →
 per-tenant rate limit (429) → signature (400) → JSON (400) → store (200, or
 503 when our own database fails so that Stripe retries for three days).
 Every rejection after the endpoint is known is counted on the endpoint, and
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 # last_received_at is written at most this often per endpoint, so a burst of
 # deliveries does not queue on one row lock.
 LAST_RECEIVED_RESOLUTION = timedelta(seconds=1)
+TENANT_DISABLED_MESSAGE = (
+    "this BillingWatch account is disabled by its operator; deliveries are refused and not stored "
+    "until it is enabled again (Stripe retries for up to three days)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,11 @@ def _receive_for_endpoint(cached: endpoint_cache.CachedEndpoint, body: bytes, si
     if not endpoint.enabled:
         count_rejection(endpoint, RejectionReason.ENDPOINT_DISABLED)
         return _error(404, "unknown webhook endpoint")
+    if not endpoint.tenant.is_active:
+        # An operator disabled the account: refuse without storing. Stripe retries
+        # a failed delivery for three days, so re-enabling within that time loses nothing.
+        count_rejection(endpoint, RejectionReason.TENANT_DISABLED)
+        return _error(403, TENANT_DISABLED_MESSAGE)
     limit = settings.BILLINGWATCH_WEBHOOK_MAX_BYTES
     if len(body) > limit:
         count_rejection(endpoint, RejectionReason.TOO_LARGE)

@@ -64,6 +64,7 @@ class SigningSecret(TenantOwnedModel):
 
 class RejectionReason(models.TextChoices):
     ENDPOINT_DISABLED = "endpoint_disabled"
+    TENANT_DISABLED = "tenant_disabled"
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     SIGNATURE_MISSING = "signature_missing"
