@@ -48,6 +48,11 @@ INSTALLED_APPS = [
     "webhooks",
     "anomalies",
     "alerts",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -213,5 +218,38 @@ if BILLINGWATCH_WEBHOOK_MAX_BYTES < 1024:
     raise ImproperlyConfigured("BILLINGWATCH_WEBHOOK_MAX_BYTES must be at least 1024")
 if BILLINGWATCH_RATE_LIMIT_BACKEND not in {"auto", "database", "cache"}:
     raise ImproperlyConfigured("BILLINGWATCH_RATE_LIMIT_BACKEND must be auto, database or cache")
+# --- REST API (api/, docs/api.md) ------------------------------------------------
+# Requests per API key (or per dashboard user and tenant) in the configured
+# cache, e.g. "600/min", "20/s"; empty turns throttling off. Over it: 429 + Retry-After.
+BILLINGWATCH_API_RATE = env.str("BILLINGWATCH_API_RATE", default="600/min")
+if BILLINGWATCH_API_RATE:
+    _rate, _, _period = BILLINGWATCH_API_RATE.partition("/")
+    if not _rate.isdigit() or not _period or _period[0] not in "smhd":
+        raise ImproperlyConfigured('BILLINGWATCH_API_RATE must look like "600/min" (per s, min, hour or day)')
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.TenantAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": ["api.filters.TenantFilterBackend"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BillingWatch API",
+    "DESCRIPTION": "Anomalies, events, detectors, metrics, webhook endpoints and API keys of one tenant. "
+    "Authenticate with `Authorization: Bearer <api key>`. Guide: docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "PREPROCESSING_HOOKS": ["api.schema.only_bearer_paths"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"AnomalyStatusEnum": "api.schema.ANOMALY_STATUS", "EventStatusEnum": "api.schema.EVENT_STATUS"},
+    # Swagger UI's files come from drf-spectacular-sidecar: /api/docs/ works without the internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
 # Django refuses request bodies over this before our own 413 could answer.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(2621440, BILLINGWATCH_WEBHOOK_MAX_BYTES + 1)

@@ -9,6 +9,7 @@ admin.site.index_title = "Tenants, webhooks and events"
 
 urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
+    path("api/", include("api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

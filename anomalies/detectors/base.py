@@ -9,6 +9,7 @@ measure every window in event time (`created`), never the wall clock.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -165,7 +166,7 @@ class Detector:
             if threshold is None:
                 errors[key] = f"unknown threshold; known: {', '.join(sorted(schema)) or 'none'}"
                 continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 errors[key] = f"must be a number between {threshold.min} and {threshold.max}"
                 continue
             if threshold.type is int and value != int(value):

@@ -384,3 +384,8 @@ class RefundSpike(Detector):
                 "as_of": as_of.isoformat(),
             },
         )
+
+
+def refunds_in(queryset) -> list[Refund]:
+    """The refunds told by these charge.refunded events, each counted once (for metrics and the dashboard)."""
+    return RefundSpike._refunds(queryset.filter(type=REFUNDED))

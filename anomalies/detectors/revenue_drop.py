@@ -338,3 +338,30 @@ def _renewals(ctx, start: datetime, end: datetime, zone) -> dict[tuple[str, date
         paid = invoice_id in paid_at and paid_at[invoice_id] < day_end
         renewals.setdefault((currency, day), []).append(Renewal(invoice_id, subscription_id, stripe_id, amount, paid))
     return renewals
+
+
+def daily_revenue(ctx, first_day: date, last_day: date, zone) -> dict[str, list[tuple[date, int, int | None]]]:
+    """Per currency, each local day of [first_day, last_day] with its successful charges and the amount this
+    detector expected that day (renewals due plus usual other revenue; None without enough history).
+
+    The metrics API and the dashboard chart the same baseline the detector judges against.
+    """
+    start = _midnight(first_day - timedelta(days=WINDOW_DAYS), zone)
+    end = _midnight(last_day + timedelta(days=1), zone)
+    charges = _daily_charges(ctx, start, end, zone)
+    renewals = _renewals(ctx, start, end, zone)
+    currencies = set(charges) | {c for c, d in renewals if first_day <= d <= last_day}
+    series: dict[str, list[tuple[date, int, int | None]]] = {}
+    for currency in sorted(currencies):
+        days = charges.get(currency, {})
+        model = (
+            _Model(min(days), days, {d: r for (c, d), r in renewals.items() if c == currency}) if days else None
+        )
+        rows = []
+        day = first_day
+        while day <= last_day:
+            expected = model.expected(day) if model is not None and day > model.first_day else None
+            rows.append((day, days.get(day, 0), expected[0] + expected[1] if expected else None))
+            day += timedelta(days=1)
+        series[currency] = rows
+    return series
