@@ -24,6 +24,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
 
+from alerts import notices
 from anomalies import lifecycle
 from anomalies.detectors.base import DetectorContext, Finding, Recovery
 from anomalies.models import ACTIVE_STATUSES, SEVERITY_RANK, Anomaly, AnomalyOccurrence, DetectorConfig
@@ -177,6 +178,7 @@ def _upsert(ctx, detector: str, finding: Finding, key_hash: str, outcome: Outcom
         )
         outcome.opened.append(anomaly)
         ctx.note_anomaly(finding.fingerprint, active=True)
+        notices.anomaly_opened(anomaly)  # the outbox: queued in this transaction
     else:
         escalated = SEVERITY_RANK[finding.severity] > SEVERITY_RANK[anomaly.severity]
         anomaly.occurrences += 1
@@ -191,6 +193,8 @@ def _upsert(ctx, detector: str, finding: Finding, key_hash: str, outcome: Outcom
             anomaly.severity = finding.severity
             outcome.escalated.append(anomaly)
         anomaly.save()
+        if escalated:
+            notices.anomaly_escalated(anomaly)
         outcome.updated.append(anomaly)
     AnomalyOccurrence.objects.create(
         tenant=ctx.tenant, anomaly=anomaly, key_hash=key_hash, occurred_at=finding.occurred_at

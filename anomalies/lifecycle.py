@@ -10,6 +10,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from alerts import notices
 from anomalies.models import ACTIVE_STATUSES, Anomaly, AnomalyStatus, AnomalyStatusChange
 
 SYSTEM = "system"
@@ -102,6 +103,7 @@ def change_status(
         actor_label=who,
         reason=reason,
     )
+    notices.anomaly_status_changed(anomaly, previous)  # resolve notices, queued in this transaction
     return anomaly
 
 

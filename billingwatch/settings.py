@@ -214,10 +214,43 @@ BILLINGWATCH_MAX_ATTEMPTS = env.int("BILLINGWATCH_MAX_ATTEMPTS", default=8)
 # How often each tenant's periodic detector scans run.
 BILLINGWATCH_SCAN_INTERVAL_SECONDS = env.int("BILLINGWATCH_SCAN_INTERVAL_SECONDS", default=300)
 
+# Alerts. Links in messages point at BILLINGWATCH_BASE_URL (the dashboard).
+BILLINGWATCH_BASE_URL = env.str("BILLINGWATCH_BASE_URL", default="http://localhost:8000")
+# Outbound calls to tenants' URLs: https only and public addresses only,
+# unless these development switches say otherwise.
+BILLINGWATCH_ALERTS_ALLOW_HTTP = env.bool("BILLINGWATCH_ALERTS_ALLOW_HTTP", default=False)
+BILLINGWATCH_ALERTS_ALLOW_PRIVATE_NETWORKS = env.bool("BILLINGWATCH_ALERTS_ALLOW_PRIVATE_NETWORKS", default=False)
+BILLINGWATCH_ALERTS_TIMEOUT_SECONDS = env.float("BILLINGWATCH_ALERTS_TIMEOUT_SECONDS", default=5.0)
+BILLINGWATCH_ALERTS_MAX_RESPONSE_BYTES = env.int("BILLINGWATCH_ALERTS_MAX_RESPONSE_BYTES", default=16384)
+# Anomalies opening within this many seconds leave as one message per channel.
+BILLINGWATCH_ALERTS_GROUP_WAIT_SECONDS = env.int("BILLINGWATCH_ALERTS_GROUP_WAIT_SECONDS", default=30)
+# Reminders while an anomaly stays open and unacknowledged, hours per severity (0: none).
+BILLINGWATCH_ALERTS_REPEAT_HOURS = {
+    "critical": 4.0, "high": 12.0, "medium": 24.0, "low": 0.0,
+    **env.dict("BILLINGWATCH_ALERTS_REPEAT_HOURS", cast={"value": float}, default={}),
+}
+# Anomalies whose latest finding is older than this (an import of history) send no notice.
+BILLINGWATCH_ALERTS_STALE_HOURS = env.float("BILLINGWATCH_ALERTS_STALE_HOURS", default=24.0)
+# Consecutive final failures after which a channel turns itself off.
+BILLINGWATCH_ALERTS_DISABLE_AFTER = env.int("BILLINGWATCH_ALERTS_DISABLE_AFTER", default=5)
+BILLINGWATCH_ALERTS_BATCH_SIZE = env.int("BILLINGWATCH_ALERTS_BATCH_SIZE", default=100)
+BILLINGWATCH_ALERTS_SEND_THREADS = env.int("BILLINGWATCH_ALERTS_SEND_THREADS", default=8)
+BILLINGWATCH_ALERTS_LEASE_SECONDS = env.int("BILLINGWATCH_ALERTS_LEASE_SECONDS", default=120)
+BILLINGWATCH_ALERTS_DIGEST_HOUR = env.int("BILLINGWATCH_ALERTS_DIGEST_HOUR", default=8)
+BILLINGWATCH_ALERTS_PAGERDUTY_URL = env.str(
+    "BILLINGWATCH_ALERTS_PAGERDUTY_URL", default="https://events.pagerduty.com/v2/enqueue"
+)
+
 if BILLINGWATCH_WEBHOOK_MAX_BYTES < 1024:
     raise ImproperlyConfigured("BILLINGWATCH_WEBHOOK_MAX_BYTES must be at least 1024")
 if BILLINGWATCH_RATE_LIMIT_BACKEND not in {"auto", "database", "cache"}:
     raise ImproperlyConfigured("BILLINGWATCH_RATE_LIMIT_BACKEND must be auto, database or cache")
+if not 0 <= BILLINGWATCH_ALERTS_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured("BILLINGWATCH_ALERTS_DIGEST_HOUR must be an hour, 0 to 23")
+if set(BILLINGWATCH_ALERTS_REPEAT_HOURS) - {"low", "medium", "high", "critical"}:
+    raise ImproperlyConfigured("BILLINGWATCH_ALERTS_REPEAT_HOURS keys are low, medium, high and critical")
+if BILLINGWATCH_ALERTS_LEASE_SECONDS < 4 * BILLINGWATCH_ALERTS_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured("BILLINGWATCH_ALERTS_LEASE_SECONDS must be at least 4x BILLINGWATCH_ALERTS_TIMEOUT_SECONDS")
 # --- REST API (api/, docs/api.md) ------------------------------------------------
 # Requests per API key (or per dashboard user and tenant) in the configured
 # cache, e.g. "600/min", "20/s"; empty turns throttling off. Over it: 429 + Retry-After.

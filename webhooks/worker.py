@@ -20,12 +20,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from alerts import digests, dispatch, notices
 from anomalies.scans import run_due_scans
 from webhooks.models import StripeEvent
 from webhooks.processing import ClaimedEvent, process_claimed
 
 # How often a busy worker looks for tenants whose periodic scans are due.
 SCAN_CHECK_SECONDS = 5.0
+# How often it looks for alert digests that are due.
+DIGEST_CHECK_SECONDS = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,8 @@ def run_batch(only_ids: list[int] | None = None) -> int:
         only_ids=only_ids,
     )
     if claimed:
-        processed, failed = process_claimed(claimed)
+        with notices.batch_cache():  # each tenant's alert channels read once per batch
+            processed, failed = process_claimed(claimed)
         logger.info("processed %d events, %d failed", processed, failed)
     return len(claimed)
 
@@ -98,14 +102,18 @@ class Worker:
         signal.signal(signal.SIGINT, self.request_stop)
         logger.info("worker %s started", self.identity)
         total = 0
-        next_scan_check = 0.0
+        next_scan_check = next_digest_check = 0.0
         while not self.stopping.is_set():
             claimed = run_batch()
             total += claimed
             if time.monotonic() >= next_scan_check:
                 run_due_scans()
                 next_scan_check = time.monotonic() + SCAN_CHECK_SECONDS
-            if claimed:
+            if time.monotonic() >= next_digest_check:
+                digests.queue_due_digests()
+                next_digest_check = time.monotonic() + DIGEST_CHECK_SECONDS
+            sent = dispatch.send_due()
+            if claimed or sent:
                 continue
             if self.once:
                 break
