@@ -15,12 +15,33 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known IANA time zone")
 
 
+class Plan(models.Model):
+    """What a tenant may use: events processed per month and how long events are kept."""
+
+    name = models.CharField(max_length=40, unique=True)
+    monthly_event_quota = models.PositiveBigIntegerField(
+        null=True, blank=True,
+        help_text="Events processed per calendar month (UTC). Empty: no limit. Events over it are stored but held.",
+    )
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Processed events received more than this many days ago are pruned. Empty: kept forever.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
 class Tenant(models.Model):
     """One business watched by this instance. Not tenant-owned: it is the tenant."""
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
-    plan = models.CharField(max_length=40, default="free")
+    # No plan: no quota and no retention limit (the embedded default, and the demo).
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="tenants")
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     is_active = models.BooleanField(default=True)
     # Webhook rate limit overrides; empty means the instance default.
@@ -101,3 +122,21 @@ class ApiKey(TenantOwnedModel):
 
     def matches(self, secret: str) -> bool:
         return hmac.compare_digest(self.secret_hash, hash_api_secret(secret))
+
+
+class MonthlyUsage(TenantOwnedModel):
+    """Events a tenant had processed (and held over its quota) in one calendar month (UTC)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage")
+    month = models.DateField(help_text="First day of the month")
+    processed = models.PositiveBigIntegerField(default=0)
+    # Events stored but not processed because the quota was reached; released when
+    # the plan is raised or the month rolls over.
+    held = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "month"], name="usage_one_row_per_month")]
+        ordering = ["-month"]
+
+    def __str__(self):
+        return f"{self.tenant} {self.month:%Y-%m}: {self.processed} processed, {self.held} held"

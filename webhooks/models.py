@@ -125,6 +125,8 @@ class StripeEvent(TenantOwnedModel):
         PROCESSING = "processing"
         PROCESSED = "processed"
         FAILED = "failed"
+        # Stored but not processed: the tenant's plan quota for the month was reached.
+        OVER_QUOTA = "over_quota"
 
     class Source(models.TextChoices):
         WEBHOOK = "webhook"
@@ -173,6 +175,13 @@ class StripeEvent(TenantOwnedModel):
                 condition=models.Q(available_at__isnull=False),
             ),
             models.Index(fields=["tenant", "livemode", "type", "created"], name="event_by_type_time"),
+            # Held and failed events are few: releasing, retrying and counting them must not scan the tenant.
+            models.Index(
+                fields=["tenant", "received_at"],
+                name="event_over_quota",
+                condition=models.Q(status="over_quota"),
+            ),
+            models.Index(fields=["tenant", "received_at"], name="event_failed", condition=models.Q(status="failed")),
             models.Index(fields=["tenant", "received_at"], name="event_by_received"),
             # What detectors ask: this customer's / this subscription's / this
             # object's events of some types in a time window.
@@ -196,3 +205,32 @@ class StripeEvent(TenantOwnedModel):
     def lease_until(self):
         """While processing, the claim's lease ends when the row becomes available again."""
         return self.available_at if self.status == self.Status.PROCESSING else None
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process says it is alive (instance-wide, not tenant-owned): the status page lists them."""
+
+    identity = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    host = models.CharField(max_length=150)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_beat_at = models.DateTimeField()
+    events_processed = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-last_beat_at"]
+
+    def __str__(self):
+        return self.identity
+
+
+class PeriodicJob(models.Model):
+    """When an instance-wide job (prune, releasing held events) runs next; claimed by one worker at a time."""
+
+    name = models.CharField(max_length=60, unique=True)
+    next_run_at = models.DateTimeField()
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return self.name

@@ -20,6 +20,7 @@ from anomalies import engine
 from anomalies.registry import subscribed_event_types
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
+from webhooks import quotas
 from webhooks.models import StripeEvent
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def process_claimed(claimed: list[ClaimedEvent]) -> tuple[int, int]:
     by_tenant: dict[int, list[ClaimedEvent]] = defaultdict(list)
     for item in claimed:
         by_tenant[item.tenant_id].append(item)
-    tenants = Tenant.objects.in_bulk(by_tenant.keys())
+    tenants = Tenant.objects.select_related("plan").in_bulk(by_tenant.keys())
     processed = failed = 0
     for tenant_id, items in by_tenant.items():
         with tenant_scope(tenants[tenant_id]):
@@ -58,6 +59,12 @@ def process_claimed(claimed: list[ClaimedEvent]) -> tuple[int, int]:
 
 
 def _process_for_tenant(tenant: Tenant, items: list[ClaimedEvent]) -> tuple[int, int]:
+    admitted, held = quotas.record_first_attempts(tenant, [(item.id, item.attempts) for item in items])
+    if held:
+        quotas.hold(held)
+        logger.warning("tenant %s is over its monthly quota: %d events held", tenant.slug, len(held))
+        keep = set(admitted)
+        items = [item for item in items if item.id in keep]
     subscribed = subscribed_event_types()
     # Payloads are loaded only for events some detector reads.
     needed = [item.id for item in items if item.type in subscribed]
