@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from billingwatch import health
+from billingwatch import admin_views, health
 
 admin.site.site_header = "BillingWatch operations"
 admin.site.site_title = "BillingWatch"
@@ -11,6 +11,7 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("api/", include("api.urls")),
     path("healthz", health.healthz, name="healthz"),
+    path("admin/status/", admin.site.admin_view(admin_views.status_page), name="admin-system-status"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

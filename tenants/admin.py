@@ -1,11 +1,18 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import Count, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.html import format_html
 
 from tenants.accounts import set_tenant_active
 from tenants.admin_base import ScopedChangeFormMixin, TenantOwnedAdmin, TenantOwnedInline
-from tenants.models import ApiKey, Membership, Tenant
+from tenants.models import ApiKey, Membership, MonthlyUsage, Plan, Tenant
 from tenants.scope import tenant_scope
 from webhooks.models import WebhookEndpoint
+
+
+SEVERITIES = ("critical", "high", "medium", "low")
 
 
 class MembershipInline(TenantOwnedInline):
@@ -30,14 +37,82 @@ class WebhookEndpointInline(TenantOwnedInline):
     show_change_link = True
 
 
+def _count(queryset) -> Subquery:
+    """A per-tenant COUNT as a subquery: one changelist query however many tenants are listed."""
+    counted = queryset.filter(tenant=OuterRef("pk")).order_by().values("tenant").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "monthly_event_quota", "retention_days", "tenant_count"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(tenant_count=Count("tenants"))
+
+    @admin.display(description="tenants", ordering="tenant_count")
+    def tenant_count(self, plan):
+        return plan.tenant_count
+
+
 @admin.register(Tenant)
 class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
-    list_display = ["name", "slug", "plan", "is_active", "created_at"]
+    list_display = [
+        "name", "slug", "plan", "is_active", "events_this_month", "last_event_received",
+        "open_anomalies", "backlog", "created_at",
+    ]
     list_filter = ["plan", "is_active"]
+    list_select_related = ["plan"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [WebhookEndpointInline, MembershipInline, ApiKeyInline]
     actions = ["disable_tenants", "enable_tenants"]
+
+    def get_queryset(self, request):
+        from anomalies.models import ACTIVE_STATUSES, Anomaly
+        from webhooks.models import StripeEvent, WebhookEndpoint
+
+        month = timezone.now().date().replace(day=1)
+        usage = MonthlyUsage.all_tenants.filter(tenant=OuterRef("pk"), month=month)
+        active = Anomaly.all_tenants.filter(status__in=ACTIVE_STATUSES)
+        return (
+            super().get_queryset(request)
+            .annotate(
+                processed_this_month=Coalesce(Subquery(usage.values("processed")[:1]), 0),
+                held_this_month=Coalesce(Subquery(usage.values("held")[:1]), 0),
+                last_received=Subquery(
+                    WebhookEndpoint.all_tenants.filter(tenant=OuterRef("pk")).order_by()
+                    .values("tenant").annotate(last=Max("last_received_at")).values("last")
+                ),
+                # Queue rows only: the partial queue index holds just these, however big the table.
+                queued=_count(StripeEvent.all_tenants.filter(available_at__isnull=False)),
+                failed=_count(StripeEvent.all_tenants.filter(status=StripeEvent.Status.FAILED, available_at=None)),
+                **{f"open_{severity}": _count(active.filter(severity=severity)) for severity in SEVERITIES},
+            )
+        )
+
+    @admin.display(description="events this month / quota", ordering="processed_this_month")
+    def events_this_month(self, tenant):
+        quota = tenant.plan.monthly_event_quota if tenant.plan else None
+        text = f"{tenant.processed_this_month:,} / {quota:,}" if quota is not None else f"{tenant.processed_this_month:,}"
+        if tenant.held_this_month:
+            return format_html('{} <strong style="color:#ba2121">(+{} held: over quota)</strong>', text,
+                               f"{tenant.held_this_month:,}")
+        return text
+
+    @admin.display(description="last event received", ordering="last_received")
+    def last_event_received(self, tenant):
+        return tenant.last_received or "never"
+
+    @admin.display(description="open anomalies")
+    def open_anomalies(self, tenant):
+        counts = [(severity, getattr(tenant, f"open_{severity}")) for severity in SEVERITIES]
+        return ", ".join(f"{n} {severity}" for severity, n in counts if n) or "none"
+
+    @admin.display(description="backlog (queued / failed)")
+    def backlog(self, tenant):
+        return f"{tenant.queued} / {tenant.failed}"
 
     @admin.action(description="Disable selected tenants (webhooks answer 403, nothing is stored)")
     def disable_tenants(self, request, queryset):
@@ -88,3 +163,15 @@ class ApiKeyAdmin(TenantOwnedAdmin):
 
     def has_add_permission(self, request):
         return False  # issued where the secret can be shown once: create_tenant, the dashboard, the API
+
+
+@admin.register(MonthlyUsage)
+class MonthlyUsageAdmin(TenantOwnedAdmin):
+    list_display = ["tenant", "month", "processed", "held"]
+    list_filter = ["month", "tenant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -5,8 +5,19 @@ from django.template.response import TemplateResponse
 
 from tenants.admin_base import TenantOwnedAdmin, TenantOwnedInline, pretty_json
 from tenants.scope import tenant_scope
+from tenants.models import Tenant
+from webhooks.admin_pagination import EstimatedCountPaginator
 from webhooks.endpoint_tokens import rotate_endpoint_token
-from webhooks.models import RateLimitBucket, SigningSecret, StripeEvent, WebhookEndpoint, WebhookRejection
+from webhooks.replay import ReplayError, reprocess_event, reprocess_failed
+from webhooks.models import (
+    PeriodicJob,
+    RateLimitBucket,
+    SigningSecret,
+    StripeEvent,
+    WebhookEndpoint,
+    WebhookRejection,
+    WorkerHeartbeat,
+)
 
 
 class SigningSecretForm(forms.ModelForm):
@@ -90,15 +101,33 @@ class SigningSecretAdmin(TenantOwnedAdmin):
         super().save_model(request, obj, form, change)
 
 
-@admin.register(StripeEvent)
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types the detectors read, from the registry: listing the table's own
+    distinct types would scan millions of rows on every changelist view."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        from anomalies.registry import subscribed_event_types
+
+        return [(t, t) for t in sorted(subscribed_event_types())]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
 class StripeEventAdmin(TenantOwnedAdmin):
     list_display = ["stripe_id", "type", "tenant", "livemode", "created", "source", "status", "attempts"]
-    list_filter = ["status", "source", "livemode", "tenant"]
+    list_filter = ["status", EventTypeFilter, "source", "livemode", ("created", admin.DateFieldListFilter), "tenant"]
+    list_select_related = ["tenant"]
     search_fields = ["=stripe_id", "=customer_id", "=object_id"]
-    date_hierarchy = "created"
+    # No date_hierarchy: its drill-down lists the table's distinct dates (a full scan).
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     exclude = ["payload"]
     readonly_fields = [f.name for f in StripeEvent._meta.fields if f.name != "payload"] + ["payload_pretty"]
+    actions = ["reprocess_selected", "reprocess_all_failed_of_tenants"]
 
     @admin.display(description="payload")
     def payload_pretty(self, obj):
@@ -108,7 +137,49 @@ class StripeEventAdmin(TenantOwnedAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return obj is None  # the changelist and its actions; an event itself is never edited
+
+    @admin.action(description="Reprocess selected failed events")
+    def reprocess_selected(self, request, queryset):
+        moved, refused = 0, 0
+        for event in queryset.select_related("tenant"):
+            with tenant_scope(event.tenant):
+                try:
+                    reprocess_event(event)
+                    moved += 1
+                except ReplayError:
+                    refused += 1
+        self.message_user(request, f"Queued {moved} failed event(s) again."
+                          + (f" {refused} skipped: only failed events can be reprocessed." if refused else ""),
+                          messages.SUCCESS if moved else messages.WARNING)
+
+    @admin.action(description="Reprocess ALL failed events of the selected events' tenants")
+    def reprocess_all_failed_of_tenants(self, request, queryset):
+        tenants = Tenant.objects.filter(pk__in=queryset.values("tenant_id")).order_by("slug")
+        counts = {tenant.slug: reprocess_failed(tenant) for tenant in tenants}
+        self.message_user(request, "Queued again: " + ", ".join(f"{slug} {n}" for slug, n in counts.items()),
+                          messages.SUCCESS)
+
+
+admin.site.register(StripeEvent, StripeEventAdmin)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["identity", "started_at", "last_beat_at", "events_processed"]
+
+
+@admin.register(PeriodicJob)
+class PeriodicJobAdmin(ReadOnlyAdmin):
+    list_display = ["name", "last_run_at", "next_run_at", "last_result"]
 
 
 @admin.register(WebhookRejection)

@@ -29,3 +29,13 @@ def reprocess_event(event: StripeEvent) -> StripeEvent:
         raise ReplayError("invalid_transition", f"only failed events can be reprocessed; this one is {event.status}")
     event.status, event.available_at, event.attempts = StripeEvent.Status.PENDING, now, 0
     return event
+
+
+def reprocess_failed(tenant) -> int:
+    """Queue every failed event of `tenant` again (the operator's "replay failures"); returns how many."""
+    from tenants.scope import tenant_scope
+
+    with tenant_scope(tenant):
+        return StripeEvent.objects.filter(status=StripeEvent.Status.FAILED).update(
+            status=StripeEvent.Status.PENDING, available_at=timezone.now(), attempts=0
+        )

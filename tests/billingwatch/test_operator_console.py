@@ -83,3 +83,64 @@ def test_rotating_the_url_token_asks_first_then_the_old_url_stops_working(client
     assert post_event(client, acme.endpoint, event, path=old_path).status_code == 404
     assert post_event(client, rotated, event).status_code == 200
     assert events_of(acme.tenant) == [event["id"]]
+
+
+def _changelist_queries(client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_the_tenant_list_shows_usage_backlog_and_open_anomalies_in_constant_queries(client, operator, make_tenant):
+    from tests.anomalies.events import T0, event, minutes, process, store
+
+    first = make_tenant("First")
+    store(first.tenant, event("charge.succeeded", T0, customer="cus_A", amount=4900),
+          event("charge.succeeded", T0 + minutes(1), customer="cus_A", amount=4900))
+    process()
+    store(first.tenant, event("charge.failed", T0 + minutes(5), customer="cus_B", amount=100))
+    one = _changelist_queries(client, "/admin/tenants/tenant/")
+    page = client.get("/admin/tenants/tenant/").content.decode()
+    assert "1 high" in page  # the duplicate charge
+    assert "2 /" not in page and ">2<" in page  # two processed this month, no quota
+    assert "1 / 0" in page  # one queued, none failed
+    for n in range(20):
+        make_tenant(f"More {n}")
+    assert _changelist_queries(client, "/admin/tenants/tenant/") == one
+
+
+def test_the_event_list_does_not_grow_its_queries_with_rows(client, operator, acme):
+    from tests.anomalies.events import T0, event, minutes, store
+
+    store(acme.tenant, event("charge.succeeded", T0, customer="cus_A", amount=100))
+    one = _changelist_queries(client, "/admin/webhooks/stripeevent/")
+    store(acme.tenant, *[event("charge.succeeded", T0 + minutes(i), customer="cus_A", amount=100) for i in range(20)])
+    assert _changelist_queries(client, "/admin/webhooks/stripeevent/") == one
+    page = client.get("/admin/webhooks/stripeevent/?type=charge.succeeded&status__exact=pending").content.decode()
+    assert page.count("charge.succeeded</td>") == 21
+
+
+def test_reprocess_actions_queue_failed_events_again_and_skip_the_others(client, operator, acme, globex):
+    from tests.anomalies.events import T0, event, minutes, store
+
+    store(acme.tenant, *[event("charge.succeeded", T0 + minutes(i), customer="cus_A", amount=100) for i in range(3)])
+    store(globex.tenant, event("charge.succeeded", T0, customer="cus_A", amount=100))
+    StripeEvent.all_tenants.update(status="failed", available_at=None, attempts=8)
+    acme_events = list(StripeEvent.all_tenants.filter(tenant=acme.tenant).order_by("pk"))
+    StripeEvent.all_tenants.filter(pk=acme_events[2].pk).update(status="processed")
+
+    changelist = "/admin/webhooks/stripeevent/"
+    response = client.post(changelist, {"action": "reprocess_selected",
+                                        "_selected_action": [acme_events[0].pk, acme_events[2].pk]}, follow=True)
+    assert "Queued 1 failed event(s) again. 1 skipped: only failed events can be reprocessed." in response.content.decode()
+    assert StripeEvent.all_tenants.get(pk=acme_events[0].pk).status == "pending"
+    assert StripeEvent.all_tenants.get(pk=acme_events[1].pk).status == "failed"
+
+    client.post(changelist, {"action": "reprocess_all_failed_of_tenants", "_selected_action": [acme_events[0].pk]})
+    assert StripeEvent.all_tenants.get(pk=acme_events[1].pk).status == "pending"
+    assert StripeEvent.all_tenants.get(pk=acme_events[1].pk).attempts == 0
+    # Globex was not selected: its failure stays.
+    assert StripeEvent.all_tenants.get(tenant=globex.tenant).status == "failed"
