@@ -9,9 +9,7 @@ lease, so the batch of a worker that dies is claimed again after the lease.
 """
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -22,6 +20,7 @@ from django.utils import timezone
 
 from alerts import digests, dispatch, notices
 from anomalies.scans import run_due_scans
+from webhooks import housekeeping
 from webhooks.models import StripeEvent
 from webhooks.processing import ClaimedEvent, process_claimed
 
@@ -91,7 +90,8 @@ class Worker:
     def __init__(self, once: bool = False):
         self.once = once
         self.stopping = threading.Event()
-        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.heartbeat = housekeeping.Heartbeat()
+        self.identity = self.heartbeat.identity
 
     def request_stop(self, *_):
         logger.info("worker %s stopping after the current batch", self.identity)
@@ -106,8 +106,10 @@ class Worker:
         while not self.stopping.is_set():
             claimed = run_batch()
             total += claimed
+            self.heartbeat.beat(total)  # at most every few seconds
             if time.monotonic() >= next_scan_check:
                 run_due_scans()
+                housekeeping.run_due_jobs()  # prune daily, release held events in a new month
                 next_scan_check = time.monotonic() + SCAN_CHECK_SECONDS
             if time.monotonic() >= next_digest_check:
                 digests.queue_due_digests()
@@ -118,5 +120,6 @@ class Worker:
             if self.once:
                 break
             self.stopping.wait(settings.BILLINGWATCH_WORKER_POLL_SECONDS)
+        self.heartbeat.stop()
         logger.info("worker %s stopped after %d events", self.identity, total)
         return total

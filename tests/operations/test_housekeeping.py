@@ -48,3 +48,23 @@ def test_heartbeats_are_throttled_and_stale_workers_show_as_such():
     assert alive is False
     heart.stop()
     assert not WorkerHeartbeat.objects.exists()
+
+
+def test_a_worker_beats_runs_the_due_jobs_and_removes_its_row_when_it_stops(acme, monkeypatch):
+    from webhooks.worker import Worker
+
+    seen = []
+    real_beat = housekeeping.Heartbeat.beat
+
+    def spying_beat(self, events_processed, now=None, force=False):
+        written = real_beat(self, events_processed, now, force)
+        seen.append(list(WorkerHeartbeat.objects.values_list("identity", flat=True)))
+        return written
+
+    monkeypatch.setattr(housekeeping.Heartbeat, "beat", spying_beat)
+    worker = Worker(once=True)
+    worker.run()
+    assert seen and seen[0] == [worker.identity]  # it was listed while running
+    assert set(PeriodicJob.objects.values_list("name", flat=True)) == {"prune", "release_held_events"}
+    assert all(job.last_run_at for job in PeriodicJob.objects.all())
+    assert not WorkerHeartbeat.objects.exists()  # a clean stop leaves no stale row
