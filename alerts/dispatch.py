@@ -96,8 +96,14 @@ def claim_due(limit: int, now: datetime | None = None) -> list[Claimed]:
 
 def _claim_group(tenant_id: int, channel_id: int, now: datetime) -> list[Claimed]:
     """The channel's other opened notices still in their group wait join the message."""
-    where = "tenant_id = %s AND channel_id = %s AND kind = %s AND status = %s AND attempts = 0"
-    params = [tenant_id, channel_id, NoticeKind.OPENED, DeliveryStatus.PENDING]
+    # Only rows in their group wait: not those held back by quiet hours.
+    horizon = now + timedelta(seconds=settings.BILLINGWATCH_ALERTS_GROUP_WAIT_SECONDS)
+    field_ = AlertDelivery._meta.get_field("next_attempt_at")
+    where = (
+        "tenant_id = %s AND channel_id = %s AND kind = %s AND status = %s AND attempts = 0 "
+        "AND next_attempt_at <= %s"
+    )
+    params = [tenant_id, channel_id, NoticeKind.OPENED, DeliveryStatus.PENDING, field_.get_db_prep_save(horizon, connection)]
     return _claim(where, params, MAX_GROUP, _lease(), now)
 
 
@@ -127,7 +133,7 @@ def send_due(limit: int | None = None, now: datetime | None = None) -> int:
     for tenant, messages in prepared:
         with tenant_scope(tenant):
             for message in messages:
-                _settle(tenant, message, timezone.now())
+                _settle(tenant, message, now or timezone.now())
     return total
 
 
