@@ -5,6 +5,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.html import format_html
 
+from alerts.models import AlertChannel
 from tenants.accounts import set_tenant_active
 from tenants.admin_base import ScopedChangeFormMixin, TenantOwnedAdmin, TenantOwnedInline
 from tenants.models import ApiKey, Membership, MonthlyUsage, Plan, Tenant
@@ -28,6 +29,20 @@ class ApiKeyInline(TenantOwnedInline):
 
     def has_add_permission(self, request, obj=None):
         return False  # keys are issued by create_tenant / the dashboard, which show the secret once
+
+
+class AlertChannelInline(TenantOwnedInline):
+    """The tenant's alert channels at a glance; edit and test them on the channel's own page."""
+
+    model = AlertChannel
+    fields = ["name", "kind", "enabled", "min_severity", "last_sent_at", "last_error"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class WebhookEndpointInline(TenantOwnedInline):
@@ -66,7 +81,7 @@ class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
     list_select_related = ["plan"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    inlines = [WebhookEndpointInline, MembershipInline, ApiKeyInline]
+    inlines = [WebhookEndpointInline, MembershipInline, ApiKeyInline, AlertChannelInline]
     actions = ["disable_tenants", "enable_tenants"]
 
     def get_queryset(self, request):
@@ -137,6 +152,15 @@ class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
         except (ValueError, ValidationError):
             return None
 
+    def save_model(self, request, obj, form, change):
+        if change and "plan" in form.changed_data:
+            from webhooks.quotas import change_plan
+
+            released = change_plan(obj, obj.plan)  # saves; queues held events if the plan now has room
+            if released:
+                self.message_user(request, f"{released} events held over quota are queued again.", messages.SUCCESS)
+        super().save_model(request, obj, form, change)
+
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:
             if inline_form.instance.tenant_id is None:
@@ -160,6 +184,18 @@ class ApiKeyAdmin(TenantOwnedAdmin):
     search_fields = ["name", "prefix", "tenant__slug"]
     readonly_fields = ["tenant", "prefix", "created_at", "last_used_at"]
     fields = ["tenant", "name", "prefix", "read_only", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    @admin.action(description="Revoke selected API keys (they stop working at once)")
+    def revoke_keys(self, request, queryset):
+        from tenants.keys import revoke_key
+
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True).select_related("tenant"):
+            with tenant_scope(key.tenant):
+                revoke_key(key)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
 
     def has_add_permission(self, request):
         return False  # issued where the secret can be shown once: create_tenant, the dashboard, the API

@@ -144,3 +144,23 @@ def test_reprocess_actions_queue_failed_events_again_and_skip_the_others(client,
     assert StripeEvent.all_tenants.get(pk=acme_events[1].pk).attempts == 0
     # Globex was not selected: its failure stays.
     assert StripeEvent.all_tenants.get(tenant=globex.tenant).status == "failed"
+
+
+def test_revoking_keys_in_the_admin_stops_them_working(client, operator, acme):
+    from tenants.models import ApiKey
+
+    key = ApiKey.all_tenants.get(tenant=acme.tenant)
+    api = "/api/v1/status/"
+    assert client.get(api, HTTP_AUTHORIZATION=f"Bearer {acme.api_key}").status_code == 200
+    client.post("/admin/tenants/apikey/", {"action": "revoke_keys", "_selected_action": [key.pk]})
+    assert ApiKey.all_tenants.get(pk=key.pk).revoked_at is not None
+    assert client.get(api, HTTP_AUTHORIZATION=f"Bearer {acme.api_key}").status_code == 401
+
+
+def test_the_tenant_page_lists_its_channels(client, operator, acme):
+    from alerts.channels import create_channel
+
+    with tenant_scope(acme.tenant):
+        create_channel(name="Ops mail", kind="email", config={"to": ["ops@example.com"]})
+    page = client.get(f"/admin/tenants/tenant/{acme.tenant.pk}/change/").content.decode()
+    assert "Ops mail" in page

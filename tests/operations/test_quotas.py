@@ -113,3 +113,27 @@ def test_without_a_plan_events_are_counted_and_never_held(acme):
     assert statuses(acme.tenant) == {"processed": 4}
     usage = quotas.usage(acme.tenant)
     assert (usage.processed, usage.held, usage.quota, usage.over_quota) == (4, 0, None, False)
+
+
+def test_raising_the_plan_on_the_tenant_page_releases_held_events(client, acme, small_plan):
+    from django.contrib.auth import get_user_model
+
+    store(acme.tenant, *charges(5))
+    process()
+    bigger = Plan.objects.create(name="bigger", monthly_event_quota=100)
+    client.force_login(get_user_model().objects.create_superuser("op", "op@example.com", "pw-op-123456"))
+    page = client.get(f"/admin/tenants/tenant/{acme.tenant.pk}/change/")
+    form = page.context["adminform"].form
+    data = {name: form[name].value() or "" for name in form.fields}
+    data.update(plan=bigger.pk, is_active="on")
+    for formset in page.context["inline_admin_formsets"]:
+        management = formset.formset.management_form
+        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
+        for inline_form in formset.formset.forms:
+            data.update({inline_form.add_prefix(k): v for k, v in inline_form.initial.items() if v is not None})
+            data[inline_form.add_prefix("id")] = inline_form.instance.pk
+    response = client.post(f"/admin/tenants/tenant/{acme.tenant.pk}/change/", data, follow=True)
+    assert "2 events held over quota are queued again." in response.content.decode()
+    assert Tenant.objects.get(pk=acme.tenant.pk).plan == bigger
+    process()
+    assert statuses(acme.tenant) == {"processed": 5}
