@@ -54,9 +54,10 @@ def test_410_is_permanent_at_once(acme, receiver):
     assert refreshed(channel).consecutive_failures == 1
 
 
-def test_429_and_408_are_retried(acme, receiver):
-    _, row = _send_one(acme.tenant, receiver, "/status/429")
-    assert row.next_attempt_at is not None
+@pytest.mark.parametrize("code", [408, 429])
+def test_429_and_408_are_retried(acme, receiver, code):
+    _, row = _send_one(acme.tenant, receiver, f"/status/{code}")
+    assert row.status == "failed" and row.next_attempt_at is not None and row.response_status == code
 
 
 def test_timeout_is_transient(acme, receiver, settings):
