@@ -121,7 +121,12 @@ class StripeEventAdmin(TenantOwnedAdmin):
     list_display = ["stripe_id", "type", "tenant", "livemode", "created", "source", "status", "attempts"]
     list_filter = ["status", EventTypeFilter, "source", "livemode", ("created", admin.DateFieldListFilter), "tenant"]
     list_select_related = ["tenant"]
-    search_fields = ["=stripe_id", "=customer_id", "=object_id"]
+    # Exact lookups (not "=", which is iexact): they use the tenant-first indexes.
+    search_fields = ["stripe_id__exact", "customer_id__exact", "object_id__exact"]
+    search_help_text = (
+        "An exact Stripe event, customer or object id. Choose a tenant first on large instances: "
+        "a search across all tenants reads the whole table."
+    )
     # No date_hierarchy: its drill-down lists the table's distinct dates (a full scan).
     show_full_result_count = False
     paginator = EstimatedCountPaginator

@@ -164,3 +164,23 @@ def test_the_tenant_page_lists_its_channels(client, operator, acme):
         create_channel(name="Ops mail", kind="email", config={"to": ["ops@example.com"]})
     page = client.get(f"/admin/tenants/tenant/{acme.tenant.pk}/change/").content.decode()
     assert "Ops mail" in page
+
+
+def test_large_event_lists_use_the_planner_estimate_on_postgresql(acme, monkeypatch):
+    from django.db import connection
+
+    from tests.anomalies.events import T0, event, minutes, store
+    from webhooks import admin_pagination
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL estimates only; SQLite always counts")
+    store(acme.tenant, *[event("charge.succeeded", T0 + minutes(i), customer="cus_A", amount=100) for i in range(30)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE webhooks_stripeevent")
+    events = StripeEvent.all_tenants.order_by("pk")
+    monkeypatch.setattr(admin_pagination, "ESTIMATE_ABOVE", 5)
+    assert admin_pagination.EstimatedCountPaginator(events, 10).count == 30  # reltuples after ANALYZE
+    filtered = events.filter(tenant=acme.tenant, customer_id="cus_A")
+    assert admin_pagination.EstimatedCountPaginator(filtered, 10).count > 5  # the EXPLAIN estimate
+    monkeypatch.setattr(admin_pagination, "ESTIMATE_ABOVE", 1000)
+    assert admin_pagination.EstimatedCountPaginator(filtered, 10).count == 30  # small: counted exactly
