@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from alerts import digests
 from alerts.dispatch import dashboard_url, record_failure
-from alerts.models import AlertChannel, AlertDelivery, DeliveryStatus, DigestFrequency, NoticeKind, new_signing_secret
+from alerts.models import AlertChannel, AlertDelivery, ChannelKind, DeliveryStatus, DigestFrequency, NoticeKind, new_signing_secret
 from alerts.transports import Notice, TransportError, get_transport
 from alerts.transports.base import AnomalyInfo
 from tenants.scope import current_tenant
@@ -39,6 +39,13 @@ class ChannelNotFound(LookupError):
     """No channel with this id in the current tenant (also: another tenant's id)."""
 
 
+class NotSigned(Exception):
+    """Only webhook channels sign their messages, so only they have a secret to rotate."""
+
+    code = "not_signed"
+    message = "only webhook channels have a signing secret"
+
+
 def get_channel(public_id) -> AlertChannel:
     try:
         key = uuid.UUID(str(public_id))
@@ -52,7 +59,9 @@ def get_channel(public_id) -> AlertChannel:
 
 def validate(channel: AlertChannel) -> AlertChannel:
     """Full validation (fields, typed config); raises ValidationError with per-field messages."""
-    channel.full_clean(exclude=["tenant"])
+    # `kind` and `config` are checked by clean() through alerts.config, whose messages say what is
+    # wrong; the model fields' own "not a valid choice" / "cannot be blank" would only repeat them.
+    channel.full_clean(exclude=["tenant", "kind", "config"])
     return channel
 
 
@@ -106,7 +115,10 @@ def delete_channel(public_id) -> None:
 
 
 def rotate_signing_secret(public_id) -> AlertChannel:
+    """A new secret for a webhook channel; the old one stops at once (receivers verify with the new one)."""
     channel = get_channel(public_id)
+    if channel.kind != ChannelKind.WEBHOOK:
+        raise NotSigned(public_id)
     channel.signing_secret = new_signing_secret()
     channel.save(update_fields=["signing_secret", "updated_at"])
     return channel

@@ -97,3 +97,31 @@ def clean_config(kind: str, config) -> dict:
     if kind not in _CLEANERS:
         raise ValidationError({"kind": f"unknown channel kind {kind!r}; use one of {', '.join(_CLEANERS)}"})
     return _CLEANERS[kind](config if config is not None else {})
+
+
+# Settings that are credentials: whoever holds a Slack or Discord webhook URL or a
+# PagerDuty routing key can post into the tenant's channel or page its on-call.
+_CREDENTIALS = {"slack": "url", "discord": "url", "pagerduty": "routing_key"}
+MASK = "…"
+
+
+def masked_config(kind: str, config) -> dict:
+    """The config as lists and detail pages show it: credentials reduced to a hint.
+
+    A routing key becomes `…` + its last 4 characters; a Slack or Discord URL keeps its
+    host and the last 4 characters (`hooks.slack.com/…wxyz`). Neither is a valid
+    setting, so a masked value sent back is refused rather than saved over the real one.
+    Webhook URLs are shown in full (messages to them are authenticated by the signing secret).
+    """
+    config = dict(config or {})
+    name = _CREDENTIALS.get(kind)
+    value = config.get(name) if name else None
+    if isinstance(value, str) and value:
+        host = (urlsplit(value).hostname or "") + "/" if name == "url" else ""
+        config[name] = f"{host}{MASK}{value[-4:]}"
+    return config
+
+
+def secret_hint(secret: str) -> str | None:
+    """`bwsec_…` + the last 4 characters: enough to tell two secrets apart, useless to sign."""
+    return f"bwsec_{MASK}{secret[-4:]}" if secret else None

@@ -1,14 +1,17 @@
 """One error body for every 4xx: {"error": {"code", "message", "fields"}}.
 
-Domain errors (lifecycle, thresholds, replay, secrets, ranges) are turned
+Domain errors (lifecycle, thresholds, replay, secrets, ranges, channels and
+Django validation errors of the domain functions) are turned
 into API errors here, so views just call the domain function. DRF's own
 handler still sets WWW-Authenticate (401) and Retry-After (429).
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from alerts.channels import ChannelNotFound, NotSigned
 from anomalies.config import ThresholdError, UnknownDetector
 from anomalies.lifecycle import LifecycleError
 from anomalies.metrics import MetricsRangeError
@@ -42,8 +45,18 @@ def translate(exc: Exception) -> Exception:
     if isinstance(exc, ThresholdError):
         fields = {f"thresholds.{k}" if k != "thresholds" else k: v for k, v in exc.fields.items()}
         return ApiError(status.HTTP_400_BAD_REQUEST, "invalid", "Some thresholds are invalid.", fields)
-    if isinstance(exc, UnknownDetector):
+    if isinstance(exc, UnknownDetector | ChannelNotFound):
         return exceptions.NotFound(NOT_FOUND_MESSAGE)
+    if isinstance(exc, NotSigned):
+        return field_error(exc.code, exc.message, None)
+    if isinstance(exc, DjangoValidationError):
+        # Model and domain validation (e.g. alerts.channels, alerts.config): one message per field.
+        if hasattr(exc, "error_dict"):
+            fields = {name: " ".join(messages) for name, messages in exc.message_dict.items()}
+        else:
+            fields = {"non_field_errors": " ".join(exc.messages)}
+        fields = {"non_field_errors" if k == "__all__" else k: v for k, v in fields.items()}
+        return ApiError(status.HTTP_400_BAD_REQUEST, "invalid", "Some fields are invalid.", fields)
     return exc
 
 

@@ -1,6 +1,7 @@
 import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
 
+from alerts.models import AlertDelivery, DeliveryStatus, NoticeKind
 from anomalies.models import Anomaly, AnomalyStatus, Severity
 from webhooks.models import StripeEvent
 
@@ -36,3 +37,22 @@ class EventFilter(django_filters.FilterSet):
     class Meta:
         model = StripeEvent
         fields = ()
+
+
+class ChannelDeliveryFilter(django_filters.FilterSet):
+    """A channel's delivery log (GET /channels/{id}/deliveries/)."""
+
+    status = django_filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
+    kind = django_filters.MultipleChoiceFilter(choices=NoticeKind.choices)
+
+    class Meta:
+        model = AlertDelivery
+        fields = ()
+
+
+class DeliveryFilter(ChannelDeliveryFilter):
+    channel = django_filters.UUIDFilter(field_name="channel__public_id", help_text="A channel's id.")
+    anomaly = django_filters.UUIDFilter(field_name="anomaly__public_id", help_text="An anomaly's id.")
+
+    class Meta(ChannelDeliveryFilter.Meta):
+        pass

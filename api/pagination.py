@@ -15,3 +15,7 @@ class AnomalyCursor(NewestFirstCursor):
 
 class EventCursor(NewestFirstCursor):
     ordering = ("-received_at", "-id")
+
+
+class DeliveryCursor(NewestFirstCursor):
+    ordering = ("-created_at", "-id")

@@ -1,8 +1,6 @@
 """/api/v1/… (API key) and /api/v1/t/<slug>/… (dashboard session): the same views behind two doors.
 
-Resources register on one router; the alerts app's channels and deliveries
-join it later with `router.register("channels", …)` and
-`router.register("deliveries", …)`.
+Resources register on one router (the alerts app's channels and deliveries too).
 """
 
 from django.urls import include, path, re_path
@@ -11,6 +9,7 @@ from rest_framework.routers import SimpleRouter
 
 from api.errors import not_found
 from api.views.anomalies import AnomalyViewSet
+from api.views.channels import ChannelViewSet, DeliveryViewSet
 from api.views.detectors import DetectorViewSet
 from api.views.endpoints import EndpointViewSet
 from api.views.events import EventViewSet
@@ -25,6 +24,8 @@ router.register("detectors", DetectorViewSet, basename="detector")
 router.register("metrics", MetricsViewSet, basename="metrics")
 router.register("endpoints", EndpointViewSet, basename="endpoint")
 router.register("keys", ApiKeyViewSet, basename="key")
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("deliveries", DeliveryViewSet, basename="delivery")
 
 resources = [
     path("status/", StatusView.as_view(), name="status"),

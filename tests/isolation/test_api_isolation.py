@@ -5,6 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from alerts import channels
+from alerts.models import AlertChannel, AlertDelivery
 from anomalies.models import Anomaly, AnomalyStatusChange, DetectorConfig
 from tenants.models import ApiKey
 from tenants.scope import tenant_scope
@@ -26,6 +28,9 @@ def snapshot(tenant):
             "keys": list(ApiKey.objects.values_list("prefix", "revoked_at").order_by("id")),
             "secrets": list(SigningSecret.objects.values_list("secret", "expires_at").order_by("id")),
             "configs": list(DetectorConfig.objects.values_list("detector", "enabled", "thresholds").order_by("id")),
+            "channels": list(AlertChannel.objects.values_list("public_id", "name", "config", "enabled", "signing_secret",
+                                                              "last_sent_at").order_by("id")),
+            "deliveries": list(AlertDelivery.objects.values_list("public_id", "status", "attempts").order_by("id")),
         }
 
 
@@ -37,15 +42,19 @@ def victim(acme):
     with tenant_scope(acme.tenant):
         StripeEvent.objects.update(status="failed", available_at=None)
         fingerprint = SigningSecret.objects.get().fingerprint
+        channel = channels.create_channel(name="ops", kind="webhook", config={"url": "https://example.com/bw"})
+        delivery = AlertDelivery.objects.create(tenant=acme.tenant, channel=channel, kind="test", status="sent")
     return {
         "anomaly": anomaly.public_id, "event": payload["id"], "key": acme.api_key.split("_")[1],
         "endpoint": acme.endpoint.token, "secret": fingerprint,
+        "channel": channel.public_id, "delivery": delivery.public_id,
     }
 
 
 def requests_for(v):
     until = (timezone.now() + timedelta(hours=1)).isoformat()
     a, e = f"/api/v1/anomalies/{v['anomaly']}", f"/api/v1/endpoints/{v['endpoint']}"
+    c = f"/api/v1/channels/{v['channel']}"
     return [
         ("get", f"{a}/", None),
         ("post", f"{a}/acknowledge/", {}),
@@ -59,6 +68,13 @@ def requests_for(v):
         ("get", f"{e}/", None),
         ("post", f"{e}/secrets/", {"secret": "whsec_intruder0123456789"}),
         ("post", f"{e}/secrets/{v['secret']}/expire/", {}),
+        ("get", f"{c}/", None),
+        ("patch", f"{c}/", {"name": "stolen", "enabled": False}),
+        ("post", f"{c}/test/", {}),
+        ("post", f"{c}/rotate-secret/", {}),
+        ("get", f"{c}/deliveries/", None),
+        ("delete", f"{c}/", {}),
+        ("get", f"/api/v1/deliveries/{v['delivery']}/", None),
     ]
 
 
@@ -87,6 +103,12 @@ def test_lists_and_settings_of_an_outsider_never_show_or_touch_ours(acme, globex
     assert [k["id"] for k in outsider.get("/api/v1/keys/").json()] == [globex.api_key.split("_")[1]]
     assert [e["id"] for e in outsider.get("/api/v1/endpoints/").json()] == [globex.endpoint.token]
     assert outsider.get("/api/v1/status/").json()["failed_events"] == 0
+    assert outsider.get("/api/v1/channels/").json() == []
+    assert outsider.get("/api/v1/deliveries/").json()["results"] == []
+    assert outsider.get(f"/api/v1/deliveries/?channel={victim['channel']}").json()["results"] == []
+    created = outsider.post("/api/v1/channels/", {"name": "theirs", "kind": "email", "config": {"to": "a@example.com"}},
+                            format="json")
+    assert created.status_code == 201
     assert outsider.patch("/api/v1/detectors/revenue_drop/", {"enabled": False}, format="json").status_code == 200
     assert outsider.post("/api/v1/detectors/backtest/", {"days": 2}, format="json").status_code == 200
     assert outsider.post("/api/v1/keys/", {"name": "theirs"}, format="json").status_code == 201
