@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from alerts import channels
+from alerts import channels, dispatch
 from alerts.models import AlertChannel, AlertDelivery
 from tenants.admin_base import TenantOwnedAdmin, pretty_json
+from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
 
@@ -14,6 +15,36 @@ def send_test_alert(modeladmin, request, queryset):
             result = channels.send_test(channel.public_id)
         level = messages.SUCCESS if result.ok else messages.ERROR
         modeladmin.message_user(request, f"{channel.tenant} · {channel.name}: {result.message}", level)
+
+
+@admin.action(description="Retry selected deliveries (failed or pending: due now)")
+def retry_selected_deliveries(modeladmin, request, queryset):
+    by_tenant = {}
+    for tenant, public_id in queryset.values_list("tenant_id", "public_id"):
+        by_tenant.setdefault(tenant, []).append(public_id)
+    tenants = {t.pk: t for t in Tenant.objects.filter(pk__in=by_tenant)}
+    queued = 0
+    for tenant_id, public_ids in by_tenant.items():
+        with tenant_scope(tenants[tenant_id]):
+            queued += dispatch.retry_deliveries(public_ids)
+    left = sum(len(ids) for ids in by_tenant.values()) - queued
+    note = f" ({left} left alone: sent, skipped, sending now, or a test message)" if left else ""
+    modeladmin.message_user(request, f"{queued} deliveries queued to be sent now{note}.", messages.SUCCESS)
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """The shortcut of the operator console: what has not gone out yet."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("failed_or_pending", "Failed or pending")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed_or_pending":
+            return queryset.filter(status__in=dispatch.RETRYABLE)
+        return queryset
 
 
 @admin.register(AlertChannel)
@@ -56,7 +87,8 @@ class AlertDeliveryAdmin(TenantOwnedAdmin):
     """The delivery log: read-only."""
 
     list_display = ["created_at", "tenant", "channel", "kind", "status", "attempts", "response_status", "next_attempt_at", "short_error"]
-    list_filter = ["status", "kind", "channel__kind", "tenant"]
+    list_filter = [NeedsAttentionFilter, "status", "kind", "channel__kind", "tenant"]
+    actions = [retry_selected_deliveries]
     list_select_related = ["tenant", "channel"]
     search_fields = ["=public_id", "=anomaly__public_id"]
     date_hierarchy = "created_at"

@@ -39,7 +39,7 @@ from alerts.transports import Notice, TransportError, get_transport
 from alerts.transports.base import AnomalyInfo
 from anomalies.models import AnomalyStatus
 from tenants.models import Tenant
-from tenants.scope import tenant_scope
+from tenants.scope import current_tenant, tenant_scope
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,26 @@ def send_due(limit: int | None = None, now: datetime | None = None) -> int:
             for message in messages:
                 _settle(tenant, message, now or timezone.now())
     return total
+
+
+RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.PENDING)
+
+
+def retry_deliveries(public_ids, now: datetime | None = None) -> int:
+    """Make the current tenant's failed or pending deliveries among `public_ids` due now; returns how many.
+
+    The next worker pass sends them (quiet hours and the group wait no longer hold them back:
+    a person asked). Sent, skipped and in-flight (sending) rows are left alone, so nothing
+    already sent goes out again; test messages are not queued (send another test instead).
+    Attempts are kept, so the log stays true: a row that still had automatic retries keeps
+    them, one that had used them all gets exactly one more attempt.
+    """
+    now = now or timezone.now()
+    return (
+        AlertDelivery.objects.filter(tenant=current_tenant(), public_id__in=list(public_ids), status__in=RETRYABLE)
+        .exclude(kind=NoticeKind.TEST)
+        .update(status=DeliveryStatus.PENDING, next_attempt_at=now)
+    )
 
 
 def drain(now: datetime | None = None) -> int:
