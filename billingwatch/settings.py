@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "api",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +81,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dashboard.context.dashboard",
             ],
         },
     },
@@ -141,6 +143,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"  # the dashboard picks the member's tenant
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -252,6 +256,8 @@ if set(BILLINGWATCH_ALERTS_REPEAT_HOURS) - {"low", "medium", "high", "critical"}
     raise ImproperlyConfigured("BILLINGWATCH_ALERTS_REPEAT_HOURS keys are low, medium, high and critical")
 if BILLINGWATCH_ALERTS_LEASE_SECONDS < 4 * BILLINGWATCH_ALERTS_TIMEOUT_SECONDS:
     raise ImproperlyConfigured("BILLINGWATCH_ALERTS_LEASE_SECONDS must be at least 4x BILLINGWATCH_ALERTS_TIMEOUT_SECONDS")
+# Dashboard: self-service sign-up (/signup/) creates a user and a tenant. Off: only invitations.
+BILLINGWATCH_SIGNUP_ENABLED = env.bool("BILLINGWATCH_SIGNUP_ENABLED", default=True)
 # --- REST API (api/, docs/api.md) ------------------------------------------------
 # Requests per API key (or per dashboard user and tenant) in the configured
 # cache, e.g. "600/min", "20/s"; empty turns throttling off. Over it: 429 + Retry-After.

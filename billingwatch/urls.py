@@ -14,4 +14,5 @@ urlpatterns = [
     path("admin/status/", admin.site.admin_view(admin_views.status_page), name="admin-system-status"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("dashboard.urls")),  # / and the tenant dashboards /t/<slug>/…
 ]
