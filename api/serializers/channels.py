@@ -116,8 +116,15 @@ class TestResultSerializer(serializers.Serializer):
     status = serializers.IntegerField(allow_null=True, help_text="The receiver's HTTP status, when there was one.")
 
 
+@extend_schema_field({"type": "string", "allOf": [{"enum": [*Severity.values, ""]}],
+                      "description": "The anomaly's severity when queued; empty for tests and digests."})
+class DeliverySeverityField(serializers.CharField):
+    pass
+
+
 class DeliverySerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
+    severity = DeliverySeverityField(read_only=True)
     channel = serializers.UUIDField(source="channel.public_id", read_only=True)
     anomaly = serializers.UUIDField(source="anomaly.public_id", read_only=True, allow_null=True, default=None,
                                     help_text="Null for tests and digests.")

@@ -408,3 +408,19 @@ def test_list_query_counts_do_not_grow_with_rows(api, acme, django_assert_num_qu
         assert len(api.get("/api/v1/deliveries/").json()["results"]) == count
     with django_assert_num_queries(3):  # the key, the channel, the page
         assert len(api.get(f"/api/v1/channels/{first.public_id}/deliveries/").json()["results"]) == count
+
+
+def test_schema_allows_what_deliveries_of_tests_and_digests_return(api, acme):
+    """Fuzz finding (make fuzz, ST108): a test delivery's empty severity was outside the Delivery schema."""
+    import jsonschema
+    import yaml
+
+    channel = make_channel(acme.tenant, "email", {"to": ["a@example.com"]})
+    add_delivery(acme.tenant, channel, kind="test", status="failed")
+    (row,) = api.get("/api/v1/deliveries/").json()["results"]
+    assert row["severity"] == "" and row["anomaly"] is None
+    schema = yaml.safe_load(api.get("/api/schema/").content)
+    delivery = schema["components"]["schemas"]["Delivery"]["properties"]
+    for name in ("severity", "kind", "status", "error"):
+        jsonschema.validate(row[name], {**delivery[name], "components": schema["components"]})
+    assert delivery["anomaly"]["nullable"] and delivery["response_status"]["nullable"]
