@@ -10,14 +10,12 @@ from tenants.models import Membership
 from tenants.scope import tenant_scope
 from tests.api.conftest import make_anomaly  # noqa: F401  (re-exported for the dashboard tests)
 
-PASSWORD = "correct horse battery staple 42"
 _n = itertools.count(1)
 
 
 def member_client(tenant, role: str, username: str | None = None) -> Client:
-    user = get_user_model().objects.create_user(username or f"{role}{next(_n)}@example.com", password=PASSWORD)
-    user.email = user.username
-    user.save()
+    name = username or f"{role}{next(_n)}@example.com"
+    user = get_user_model().objects.create_user(name, email=name)  # force_login below: no password hashing
     with tenant_scope(tenant):
         Membership.objects.create(tenant=tenant, user=user, role=role)
     client = Client()
