@@ -258,6 +258,8 @@ if BILLINGWATCH_ALERTS_LEASE_SECONDS < 4 * BILLINGWATCH_ALERTS_TIMEOUT_SECONDS:
     raise ImproperlyConfigured("BILLINGWATCH_ALERTS_LEASE_SECONDS must be at least 4x BILLINGWATCH_ALERTS_TIMEOUT_SECONDS")
 # Dashboard: self-service sign-up (/signup/) creates a user and a tenant. Off: only invitations.
 BILLINGWATCH_SIGNUP_ENABLED = env.bool("BILLINGWATCH_SIGNUP_ENABLED", default=True)
+# The overview's 30-day revenue chart (with the revenue_drop baseline) is kept this long in the cache (0: off).
+BILLINGWATCH_DASHBOARD_CHART_CACHE_SECONDS = env.int("BILLINGWATCH_DASHBOARD_CHART_CACHE_SECONDS", default=60)
 # --- REST API (api/, docs/api.md) ------------------------------------------------
 # Requests per API key (or per dashboard user and tenant) in the configured
 # cache, e.g. "600/min", "20/s"; empty turns throttling off. Over it: 429 + Retry-After.

@@ -8,6 +8,8 @@ small number of queries whatever the tenant's size.
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
 
@@ -57,6 +59,23 @@ class Overview:
     zone: object = None
 
 
+def revenue_chart_series(tenant, span, livemode: bool) -> dict[str, list[dict]]:
+    """metrics.revenue_by_day for the chart, kept BILLINGWATCH_DASHBOARD_CHART_CACHE_SECONDS per tenant, mode and day.
+
+    The baseline reads every renewal invoice of the 65 days behind the chart (the revenue_drop
+    detector's own model): the one part of the page whose cost grows with the account.
+    """
+    seconds = settings.BILLINGWATCH_DASHBOARD_CHART_CACHE_SECONDS
+    if seconds <= 0:
+        return metrics.revenue_by_day(tenant, span, livemode)
+    key = f"bw:overview:revenue:{tenant.pk}:{int(livemode)}:{span.first}:{span.last}"
+    series = cache.get(key)
+    if series is None:
+        series = metrics.revenue_by_day(tenant, span, livemode)
+        cache.set(key, series, seconds)
+    return series
+
+
 def has_events(tenant) -> bool:
     """Until the first event (either mode) arrives the overview is the setup guide."""
     return StripeEvent.objects.filter(tenant=tenant).exists()
@@ -76,15 +95,16 @@ def build_overview(tenant, livemode: bool, now=None) -> Overview:
     by_severity = [(s.value, counts.get(s.value, 0)) for s in reversed(Severity)]
 
     sixty = metrics.day_range(tenant, today - timedelta(days=59), today)
-    revenue = metrics.revenue_by_day(tenant, sixty, livemode)
+    totals = metrics.charges_by_day(tenant, sixty, livemode)
     thirty = metrics.day_range(tenant, today - timedelta(days=29), today)
+    revenue = revenue_chart_series(tenant, thirty, livemode)
     disputes = metrics.disputes_and_refunds_by_day(tenant, thirty, livemode)
     currencies = []
-    for currency in sorted(set(revenue) | set(disputes)):
-        days = revenue.get(currency) or [{"day": d, "amount": 0, "baseline": None} for d in sixty.days()]
-        amounts = [d["amount"] for d in days]
+    for currency in sorted(set(totals) | set(revenue) | set(disputes)):
+        amounts = [totals.get(currency, {}).get(day, 0) for day in sixty.days()]
         periods = [Period(label, sum(amounts[-n:]), sum(amounts[-2 * n:-n])) for label, n in PERIODS]
-        summary = CurrencySummary(currency, periods, days[-30:])
+        days = revenue.get(currency) or [{"day": d, "amount": 0, "baseline": None} for d in thirty.days()]
+        summary = CurrencySummary(currency, periods, days)
         for row in disputes.get(currency, []):
             summary.disputes += row["disputes"]
             summary.disputed_amount += row["disputed_amount"]

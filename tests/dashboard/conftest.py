@@ -13,6 +13,16 @@ from tests.api.conftest import make_anomaly  # noqa: F401  (re-exported for the 
 _n = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The overview keeps its chart series in the cache: each test starts without them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def member_client(tenant, role: str, username: str | None = None) -> Client:
     name = username or f"{role}{next(_n)}@example.com"
     user = get_user_model().objects.create_user(name, email=name)  # force_login below: no password hashing
