@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 [
                     "",
                     "BillingWatch is running (Ctrl-C stops the web server and the worker).",
+                    f"  Dashboard:    {base}/t/{info.tenant.slug}/",
                     f"  Admin:        {base}/admin/",
                     f"  Login:        {info.admin_username} / {password}",
                     f"  Demo tenant:  {info.tenant.name} ({info.tenant.slug})",
