@@ -17,7 +17,8 @@ def filtered_events(request):
     """The tenant's events in the current mode, filtered by the query string, newest received first."""
     base = StripeEvent.objects.filter(tenant=request.member.tenant, livemode=request.member.livemode)
     filterset = EventFilter(non_empty(request.GET), queryset=base)
-    rows = filterset.qs if filterset.is_valid() else base.none()
+    # The filterset's multiple-choice filters add DISTINCT; filtering by its ids instead keeps one plain query.
+    rows = base.filter(pk__in=filterset.qs.values("pk")) if filterset.is_valid() else base.none()
     return filterset, rows.order_by("-received_at", "-id")
 
 
