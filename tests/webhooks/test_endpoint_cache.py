@@ -45,16 +45,19 @@ def test_a_change_made_by_another_process_applies_after_the_ttl(client, acme, se
     assert post_event(client, acme.endpoint, event, secret=new_secret).status_code == 200
 
 
-def test_cached_secrets_still_expire_on_time(client, acme):
+def test_cached_secrets_still_expire_on_time(client, acme, monkeypatch):
+    now = timezone.now()
     with tenant_scope(acme.tenant):
         secret = SigningSecret.objects.get()
-        secret.expires_at = timezone.now() + timedelta(milliseconds=300)
+        secret.expires_at = now + timedelta(hours=1)
         secret.save()
     assert post_event(client, acme.endpoint, load_fixture_event("charge.succeeded.json")).status_code == 200
-    import time
-
-    time.sleep(0.4)
-    response = post_event(client, acme.endpoint, load_fixture_event("charge.succeeded.json"))
+    # Two hours later, with the endpoint still in the cache: the expiry is checked per request.
+    later = now + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    monkeypatch.setattr(endpoint_cache.time, "monotonic", lambda: 0.0)  # the cache entry stays fresh
+    response = post_event(client, acme.endpoint, load_fixture_event("charge.succeeded.json"),
+                          timestamp=int(later.timestamp()))
     assert response.status_code == 400
     assert response.json()["error"] == "no active signing secret is configured for this endpoint"
 
