@@ -554,7 +554,8 @@ def check_workload(ids: list[int]) -> dict:
 
 def reset_workload(ids: list[int]) -> None:
     """Put the workload back as it was before the drain, for another attempt: pending, no anomalies."""
-    sql_exec("TRUNCATE anomalies_anomaly, anomalies_anomalyoccurrence, anomalies_anomalystatuschange")
+    # CASCADE: alert deliveries (and anything else added later) point at anomalies.
+    sql_exec("TRUNCATE anomalies_anomaly, anomalies_anomalyoccurrence, anomalies_anomalystatuschange CASCADE")
     sql_exec(
         f"UPDATE {EVENT_TABLE} SET status = 'pending', attempts = 0, available_at = received_at, processed_at = NULL, "
         "last_error = '', detector_errors = '[]'::jsonb WHERE id = ANY(%s)", [ids])
