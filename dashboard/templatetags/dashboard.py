@@ -40,6 +40,22 @@ def pretty_json(value):
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+# Evidence metrics that detectors report in minor units of the anomaly's currency.
+MONEY_METRICS = frozenset({
+    "amount", "amount_due", "total", "revenue", "expected", "refunded", "usual_other", "monthly_loss",
+    "monthly_before", "monthly_after", "renewals_due",
+})
+
+
+@register.simple_tag
+def metric_value(key, value, metrics):
+    """A metric as a reader wants it: money in the anomaly's currency, anything else as is."""
+    currency = metrics.get("currency") if isinstance(metrics, dict) else None
+    if key in MONEY_METRICS and currency and isinstance(value, int) and not isinstance(value, bool):
+        return money(value, currency)
+    return value
+
+
 @register.filter
 def humanize_name(value):
     return str(value).replace("_", " ")

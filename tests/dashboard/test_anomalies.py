@@ -103,6 +103,14 @@ def test_detail_shows_evidence_links_and_history(acme, owner):
     assert "https://dashboard.stripe.com/test/customers/cus_t" in page
 
 
+def test_money_metrics_are_shown_in_the_currency_and_counts_as_numbers(acme, owner):
+    anomaly = make_anomaly(acme.tenant, evidence={"event_ids": [], "amount_due": 2900, "monthly_loss": 120000,
+                                                  "currency": "usd", "unpaid_count": 3})
+    page = owner.get(url(acme.tenant, f"anomalies/{anomaly.public_id}/")).content.decode()
+    assert "<dd>29.00 USD</dd>" in page and "<dd>1,200.00 USD</dd>" in page
+    assert "<dd>3</dd>" in page  # a count stays a count
+
+
 def test_htmx_actions_return_the_panel(acme, owner):
     anomaly = make_anomaly(acme.tenant)
     base = url(acme.tenant, f"anomalies/{anomaly.public_id}/")
