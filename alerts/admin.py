@@ -3,7 +3,7 @@ from django.utils.html import format_html
 
 from alerts import channels, dispatch
 from alerts.models import AlertChannel, AlertDelivery
-from tenants.admin_base import TenantOwnedAdmin, pretty_json
+from tenants.admin_base import ActionsOnlyAdminMixin, TenantOwnedAdmin, pretty_json
 from tenants.models import Tenant
 from tenants.scope import tenant_scope
 
@@ -83,7 +83,7 @@ class AlertChannelAdmin(TenantOwnedAdmin):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(TenantOwnedAdmin):
+class AlertDeliveryAdmin(ActionsOnlyAdminMixin, TenantOwnedAdmin):
     """The delivery log: read-only."""
 
     list_display = ["created_at", "tenant", "channel", "kind", "status", "attempts", "response_status", "next_attempt_at", "short_error"]
@@ -104,8 +104,3 @@ class AlertDeliveryAdmin(TenantOwnedAdmin):
     def payload_pretty(self, obj):
         return pretty_json(obj.payload)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None

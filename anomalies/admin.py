@@ -5,7 +5,13 @@ from anomalies import lifecycle
 from anomalies.detectors.base import ThresholdError
 from anomalies.models import Anomaly, AnomalyOccurrence, AnomalyStatusChange, DetectorConfig
 from anomalies.registry import get_detector, load_detectors
-from tenants.admin_base import TenantOwnedAdmin, TenantOwnedInline, pretty_json
+from tenants.admin_base import (
+    ActionsOnlyAdminMixin,
+    ReadOnlyAdminMixin,
+    TenantOwnedAdmin,
+    TenantOwnedInline,
+    pretty_json,
+)
 from tenants.scope import tenant_scope
 
 
@@ -37,7 +43,7 @@ def _bulk(action: str, label: str):
 
 
 @admin.register(Anomaly)
-class AnomalyAdmin(TenantOwnedAdmin):
+class AnomalyAdmin(ActionsOnlyAdminMixin, TenantOwnedAdmin):
     list_display = ["title", "tenant", "detector", "severity", "status", "livemode", "occurrences", "last_seen_at"]
     list_filter = ["status", "severity", "detector", "livemode", "tenant"]
     search_fields = ["=public_id", "=customer_id", "title"]
@@ -52,11 +58,6 @@ class AnomalyAdmin(TenantOwnedAdmin):
     def evidence_pretty(self, obj):
         return pretty_json(obj.evidence)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None  # the changelist (and its actions), not edits of a detector's record
 
 
 class DetectorConfigForm(forms.ModelForm):
@@ -89,23 +90,13 @@ class DetectorConfigAdmin(TenantOwnedAdmin):
 
 
 @admin.register(AnomalyStatusChange)
-class AnomalyStatusChangeAdmin(TenantOwnedAdmin):
+class AnomalyStatusChangeAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     list_display = ["at", "anomaly", "tenant", "from_status", "to_status", "actor_label"]
     list_filter = ["to_status", "tenant"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(AnomalyOccurrence)
-class AnomalyOccurrenceAdmin(TenantOwnedAdmin):
+class AnomalyOccurrenceAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     list_display = ["occurred_at", "anomaly", "tenant"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

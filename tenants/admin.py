@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from alerts.models import AlertChannel
 from tenants.accounts import set_tenant_active
-from tenants.admin_base import ScopedChangeFormMixin, TenantOwnedAdmin, TenantOwnedInline
+from tenants.admin_base import ReadOnlyAdminMixin, ScopedChangeFormMixin, TenantOwnedAdmin, TenantOwnedInline
 from tenants.models import ApiKey, Membership, MonthlyUsage, Plan, Tenant
 from tenants.scope import tenant_scope
 from webhooks.models import WebhookEndpoint
@@ -202,12 +202,7 @@ class ApiKeyAdmin(TenantOwnedAdmin):
 
 
 @admin.register(MonthlyUsage)
-class MonthlyUsageAdmin(TenantOwnedAdmin):
+class MonthlyUsageAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     list_display = ["tenant", "month", "processed", "held"]
     list_filter = ["month", "tenant"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

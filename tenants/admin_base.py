@@ -92,3 +92,21 @@ class TenantOwnedAdmin(ScopedChangeFormMixin, TenantOwnedAdminMixin, admin.Model
 
 class TenantOwnedInline(TenantOwnedAdminMixin, admin.TabularInline):
     extra = 0
+
+
+class ReadOnlyAdminMixin:
+    """Rows the system writes (logs, counters, heartbeats): operators look, never add or edit."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ActionsOnlyAdminMixin(ReadOnlyAdminMixin):
+    """Never added or edited by hand, but the changelist's bulk actions (acknowledge, reprocess,
+    retry) need change permission on the list itself."""
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None

@@ -3,7 +3,13 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
-from tenants.admin_base import TenantOwnedAdmin, TenantOwnedInline, pretty_json
+from tenants.admin_base import (
+    ActionsOnlyAdminMixin,
+    ReadOnlyAdminMixin,
+    TenantOwnedAdmin,
+    TenantOwnedInline,
+    pretty_json,
+)
 from tenants.scope import tenant_scope
 from tenants.models import Tenant
 from webhooks.admin_pagination import EstimatedCountPaginator
@@ -117,7 +123,7 @@ class EventTypeFilter(admin.SimpleListFilter):
         return queryset.filter(type=self.value()) if self.value() else queryset
 
 
-class StripeEventAdmin(TenantOwnedAdmin):
+class StripeEventAdmin(ActionsOnlyAdminMixin, TenantOwnedAdmin):
     list_display = ["stripe_id", "type", "tenant", "livemode", "created", "source", "status", "attempts"]
     list_filter = ["status", EventTypeFilter, "source", "livemode", ("created", admin.DateFieldListFilter), "tenant"]
     list_select_related = ["tenant"]
@@ -138,11 +144,6 @@ class StripeEventAdmin(TenantOwnedAdmin):
     def payload_pretty(self, obj):
         return pretty_json(obj.payload)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None  # the changelist and its actions; an event itself is never edited
 
     @admin.action(description="Reprocess selected failed events")
     def reprocess_selected(self, request, queryset):
@@ -169,45 +170,27 @@ class StripeEventAdmin(TenantOwnedAdmin):
 admin.site.register(StripeEvent, StripeEventAdmin)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["identity", "started_at", "last_beat_at", "events_processed"]
 
 
 @admin.register(PeriodicJob)
-class PeriodicJobAdmin(ReadOnlyAdmin):
+class PeriodicJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "last_run_at", "next_run_at", "last_result"]
 
 
 @admin.register(WebhookRejection)
-class WebhookRejectionAdmin(TenantOwnedAdmin):
+class WebhookRejectionAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     list_display = ["hour", "tenant", "endpoint", "reason", "count"]
     list_filter = ["reason", "tenant"]
     date_hierarchy = "hour"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RateLimitBucket)
-class RateLimitBucketAdmin(TenantOwnedAdmin):
+class RateLimitBucketAdmin(ReadOnlyAdminMixin, TenantOwnedAdmin):
     """The database rate limiter's buckets (empty when Redis holds them)."""
 
     list_display = ["tenant", "tokens", "last_allowed"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
