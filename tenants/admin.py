@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, IntegerField, Max, OuterRef, Q, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.html import format_html
@@ -86,7 +86,7 @@ class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         from anomalies.models import ACTIVE_STATUSES, Anomaly
-        from webhooks.models import StripeEvent, WebhookEndpoint
+        from webhooks.models import StripeEvent
 
         month = timezone.now().date().replace(day=1)
         usage = MonthlyUsage.all_tenants.filter(tenant=OuterRef("pk"), month=month)
@@ -96,9 +96,10 @@ class TenantAdmin(ScopedChangeFormMixin, admin.ModelAdmin):
             .annotate(
                 processed_this_month=Coalesce(Subquery(usage.values("processed")[:1]), 0),
                 held_this_month=Coalesce(Subquery(usage.values("held")[:1]), 0),
+                # Any source (an import too), newest first on the (tenant, received_at) index.
                 last_received=Subquery(
-                    WebhookEndpoint.all_tenants.filter(tenant=OuterRef("pk")).order_by()
-                    .values("tenant").annotate(last=Max("last_received_at")).values("last")
+                    StripeEvent.all_tenants.filter(tenant=OuterRef("pk")).order_by("-received_at")
+                    .values("received_at")[:1]
                 ),
                 # Queue rows only: the partial queue index holds just these, however big the table.
                 queued=_count(StripeEvent.all_tenants.filter(available_at__isnull=False)),

@@ -107,6 +107,7 @@ def test_the_tenant_list_shows_usage_backlog_and_open_anomalies_in_constant_quer
     assert "1 high" in page  # the duplicate charge
     assert "2 /" not in page and ">2<" in page  # two processed this month, no quota
     assert "1 / 0" in page  # one queued, none failed
+    assert "never" not in page  # imported events count as received too
     for n in range(20):
         make_tenant(f"More {n}")
     assert _changelist_queries(client, "/admin/tenants/tenant/") == one
