@@ -35,10 +35,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import log, wait_for_idle  # noqa: E402  (bench/machine.py)
 from processing import (  # noqa: E402  (the shared throwaway-database helpers)
     EVENT_TABLE,
     ThrowawayDatabase,
-    log,
     mb,
     setup_django,
     simulated_stream,
@@ -46,7 +46,6 @@ from processing import (  # noqa: E402  (the shared throwaway-database helpers)
     sql_rows,
     store_events,
     table_size,
-    wait_for_idle,
 )
 
 SLUG = "dashboard-bench"

@@ -54,12 +54,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+from machine import CLK_TCK, cpu_calibration, cpu_ticks, log, machine_ticks, wait_for_idle, with_dbname  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURE = ROOT.parent / "shared" / "stripe-fixtures" / "stripe-ruby-mock-events" / "charge.succeeded.json"
 HOST = "127.0.0.1"  # loopback only, never anything else
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 TARGET_WEBHOOKS_PER_S = 1500
 TARGET_SHARE_OF_HEALTHZ = 0.40
@@ -69,19 +69,10 @@ TARGET_P99_MS = 50.0
 # --- small helpers -------------------------------------------------------------
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def percentile(sorted_values, fraction: float) -> float:
@@ -120,54 +111,12 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def cpu_ticks(pid: int, which: str = "both") -> int:
-    """utime + stime (or only "user" / "system") of a process, in clock ticks."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        user, system = int(fields[11]), int(fields[12])
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return 0
-    return user if which == "user" else system if which == "system" else user + system
-
-
 def comm_of(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/comm") as fh:
             return fh.read().strip()
     except (FileNotFoundError, ProcessLookupError):
         return ""
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine, all cores."""
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
-    total = sum(values[:8])  # without guest time (already in user)
-    return total - idle, total
-
-
-def wait_for_idle(max_wait: float, busy_limit: float = 0.15) -> float:
-    """Wait (at most max_wait s) until the machine is idle over one second; returns its busy share."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        busy0, total0 = machine_ticks()
-        time.sleep(1.0)
-        busy1, total1 = machine_ticks()
-        share = (busy1 - busy0) / max(1, total1 - total0)
-        if share <= busy_limit or time.monotonic() >= deadline:
-            return share
-        log(f"machine {share * 100:.0f} % busy, waiting for it to calm down")
-
-
-def cpu_calibration(iterations: int = 5_000_000) -> float:
-    """CPU seconds a plain Python loop takes here: this machine's speed varies with its neighbours."""
-    start = time.process_time()
-    total = 0
-    for i in range(iterations):
-        total += i
-    return time.process_time() - start
 
 
 def all_pids() -> list[int]:

@@ -28,71 +28,12 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+from machine import CLK_TCK, cpu_calibration, cpu_ticks, log, machine_ticks, postgres_pids, wait_for_idle, with_dbname  # noqa: E402  (bench/machine.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FIXTURE = ROOT.parent / "shared" / "stripe-fixtures" / "stripe-ruby-mock-events" / "charge.succeeded.json"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_PER_SECOND = 3000
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return 0
-
-
-def machine_ticks() -> tuple[int, int]:
-    with open("/proc/stat") as fh:
-        values = [int(v) for v in fh.readline().split()[1:]]
-    idle = values[3] + values[4]
-    total = sum(values[:8])
-    return total - idle, total
-
-
-def wait_for_idle(max_wait: float, busy_limit: float = 0.15) -> float:
-    deadline = time.monotonic() + max_wait
-    while True:
-        busy0, total0 = machine_ticks()
-        time.sleep(1.0)
-        busy1, total1 = machine_ticks()
-        share = (busy1 - busy0) / max(1, total1 - total0)
-        if share <= busy_limit or time.monotonic() >= deadline:
-            return share
-        log(f"machine {share * 100:.0f} % busy, waiting for it to calm down")
-
-
-def cpu_calibration(iterations: int = 5_000_000) -> float:
-    start = time.process_time()
-    total = 0
-    for i in range(iterations):
-        total += i
-    return time.process_time() - start
-
-
-def postgres_pids() -> list[int]:
-    pids = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/comm") as fh:
-                    if fh.read().strip() == "postgres":
-                        pids.append(int(name))
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-    return pids
 
 
 # --- database lifecycle -------------------------------------------------------------
